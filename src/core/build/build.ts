@@ -90,7 +90,10 @@ async function compileProjectAssemblyScript(project: FilterProject, options: Bui
   const args = project.manifest.build.args ?? [];
   log(`Compiling ${project.manifest.name} with AssemblyScript (in-process)…`);
   const compiled = await compileAssemblyScript(project.dir, args, options.signal);
-  for (const d of compiled.diagnostics) log(formatDiagnostic(d, { projectDir: project.dir }));
+  // Warnings inside the compiler's own library (~lib/) are not the user's to fix; errors always show.
+  for (const d of compiled.diagnostics) {
+    if (d.severity === 'error' || !d.file?.startsWith('~lib/')) log(formatDiagnostic(d, { projectDir: project.dir }));
+  }
   if (!compiled.ok) {
     const errors = compiled.diagnostics.filter((d) => d.severity === 'error').length;
     const detail = errors ? `${errors} error${errors === 1 ? '' : 's'}` : compiled.output.trim().split('\n').slice(-3).join(' ');
