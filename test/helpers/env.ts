@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { findOnPath } from '../../src/core/process';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
+
+/** A temporary folder removed when the process exits (kept with KEEP_TEST_FILES=1 for debugging). */
+export function tempDir(prefix = 'wfs-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (!process.env.KEEP_TEST_FILES) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the bundled `wasm-filter` CLI as a user would, with its own home folder. */
+export function runCli(args: string[], options: { home: string; cwd?: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? options.home,
+      env: { ...process.env, WASM_FILTER_HOME: options.home, NO_COLOR: '1', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Every file below a folder with its content, to prove that a failed command changed nothing. */
+export async function snapshotTree(dir: string): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  async function walk(d: string) {
+    for (const entry of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else result.set(path.relative(dir, p), (await fs.readFile(p)).toString('base64'));
+    }
+  }
+  await walk(dir);
+  return result;
+}
+
+/** Whether an outside tool is installed; in CI a missing one is a failure, elsewhere the test is skipped. */
+export async function requireTool(command: string): Promise<string | false> {
+  const found = await findOnPath(command);
+  if (found) return found;
+  if (process.env.CI) throw new Error(`${command} is not installed; .ci/run installs it (apt-get install)`);
+  return false;
+}
