@@ -67,7 +67,9 @@ export function createProgram(out = new Output()): Command {
     .description('Write, build, share, run and deploy proxy-wasm filters for Envoy and Istio.')
     .version(version, '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (text) => out.info(out.red(text.trimEnd())) });
+    .configureOutput({ outputError: (text) => out.info(out.red(text.trimEnd())) })
+    // Set before the subcommands are added, so that they inherit it.
+    .exitOverride();
 
   program
     .command('init')
@@ -277,7 +279,6 @@ function buildJson(result: BuildResult) {
 export async function main(argv = process.argv): Promise<number> {
   const out = new Output();
   const program = createProgram(out);
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;

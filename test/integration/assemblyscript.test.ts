@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { before, describe, it } from 'node:test';
+import { requireTool, runCli, snapshotTree, tempDir } from '../helpers/env';
+
+/** Both AssemblyScript flavours, scaffolded and installed once for the whole file (npm install is slow). */
+const flavours = [
+  { sdk: 'modern', platformVersion: '1.28.x', abiExport: 'proxy_abi_version_0_2_1', abiVersions: ['v0.2.1'], name: 'modern-filter' },
+  { sdk: 'wasme', platformVersion: '1.9.x', abiExport: 'proxy_abi_version_0_2_0', abiVersions: ['v0-4689a30309abf31aee9ae36e73d34b1bb182685f', 'v0.2.0'], name: 'wasme-filter' },
+] as const;
+
+const home = tempDir('wfs-as-');
+const projects = new Map<string, string>();
+
+describe('AssemblyScript filters, end to end with the real compilers', () => {
+  before(async () => {
+    await Promise.all(
+      flavours.map(async (f) => {
+        const dir = path.join(home, f.name);
+        const result = await runCli(['init', dir, '--yes', '--sdk', f.sdk, '--platform', 'istio', '--platform-version', f.platformVersion, '--name', f.name], { home });
+        assert.equal(result.code, 0, result.stderr);
+        projects.set(f.sdk, dir);
+      }),
+    );
+  });
+
+  for (const f of flavours) {
+    it(`${f.sdk}: scaffolds, builds, validates and lists; the module exports ${f.abiExport}`, async () => {
+      const dir = projects.get(f.sdk)!;
+      const build = await runCli(['build', dir, '-t', `alice/${f.name}:v1`, '--json'], { home });
+      assert.equal(build.code, 0, build.stderr);
+      const result = JSON.parse(build.stdout);
+      assert.equal(result.reference, `webassemblyhub.io/alice/${f.name}:v1`);
+      assert.deepEqual(result.abiVersions, f.abiVersions);
+      assert.deepEqual(result.rootIds, ['add_header']);
+
+      const wasm = await fs.readFile(path.join(dir, 'build', 'filter.wasm'));
+      const exports = WebAssembly.Module.exports(new WebAssembly.Module(wasm)).map((e) => e.name);
+      assert.ok(exports.includes(f.abiExport), `exports ${f.abiExport}`);
+      assert.ok(exports.includes('malloc') || exports.includes('proxy_on_memory_allocate'));
+      assert.ok(exports.includes('proxy_on_response_headers'));
+
+      const list = await runCli(['list'], { home });
+      const row = list.stdout.split('\n').find((l) => l.startsWith(`webassemblyhub.io/alice/${f.name} `));
+      assert.ok(row, list.stdout);
+      const [, tag, size, unit, sha] = row!.split(/\s+/);
+      assert.equal(tag, 'v1');
+      assert.match(`${size} ${unit}`, /^\d+(\.\d+)? kB$/);
+      assert.equal(sha, result.wasmDigest.slice(7, 15), 'SHA is the wasm layer digest');
+    });
+  }
+
+  it('skopeo reads the images straight from the store (an OCI image layout)', async (t) => {
+    if (!(await requireTool('skopeo'))) return t.skip('skopeo is not installed');
+    const store = path.join(home, 'store');
+    const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${store}:webassemblyhub.io/alice/modern-filter:v1`], { encoding: 'utf8' }));
+    assert.equal(raw.config.mediaType, 'application/vnd.module.wasm.config.v1+json');
+    assert.equal(raw.layers[1].mediaType, 'application/vnd.module.wasm.content.layer.v1+wasm');
+
+    const dir = projects.get('modern')!;
+    const build = await runCli(['build', dir, '-t', 'alice/modern-filter:compat', '--variant', 'compat'], { home });
+    assert.equal(build.code, 0, build.stderr);
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${store}:webassemblyhub.io/alice/modern-filter:compat`], { encoding: 'utf8' }));
+    assert.equal(inspected.Os, 'wasip1');
+    assert.equal(inspected.Layers.length, 1);
+    const copy = path.join(tempDir(), 'copy');
+    execFileSync('skopeo', ['copy', `oci:${store}:webassemblyhub.io/alice/modern-filter:compat`, `dir:${copy}`], { stdio: 'pipe' });
+    const layer = await fs.readFile(path.join(copy, inspected.Layers[0].slice(7)));
+    const tar = gunzipSync(layer);
+    assert.ok(tar.includes(await fs.readFile(path.join(dir, 'build', 'filter.wasm'))), 'plugin.wasm in the layer is the built module');
+  });
+
+  it('a broken source gives the compiler\'s error at file:line:column, and the store is unchanged', async () => {
+    const dir = projects.get('modern')!;
+    const source = path.join(dir, 'assembly', 'index.ts');
+    const original = await fs.readFile(source, 'utf8');
+    const storeBefore = await snapshotTree(path.join(home, 'store'));
+    const broken = original.replace('configuration == "" ? "world!" : configuration', 'undefinedThing');
+    const line = broken.split('\n').findIndex((l) => l.includes('undefinedThing')) + 1;
+    const column = broken.split('\n')[line - 1]!.indexOf('undefinedThing') + 1;
+    await fs.writeFile(source, broken);
+    try {
+      const build = await runCli(['build', dir, '-t', 'alice/broken:v1'], { home });
+      assert.equal(build.code, 1);
+      assert.match(build.stderr, new RegExp(`assembly/index\\.ts:${line}:${column} - error TS2304: Cannot find name 'undefinedThing'\\.`));
+      assert.match(build.stderr, /error: The AssemblyScript compiler \(0\.28\.\d+\) failed: 1 error\./);
+      assert.deepEqual(await snapshotTree(path.join(home, 'store')), storeBefore);
+    } finally {
+      await fs.writeFile(source, original);
+    }
+  });
+
+  it('`wat` shows a stored module as WebAssembly text', async () => {
+    const result = await runCli(['wat', 'alice/wasme-filter:v1'], { home });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^\(module/);
+    assert.match(result.stdout, /\(export "proxy_abi_version_0_2_0"/);
+  });
+});
