@@ -1,1 +1,232 @@
-export function activate() {} export function deactivate() {}
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { UserError } from '../core/errors';
+import { summarizeStore, type ImageSummary } from '../core/imageSummary';
+import { PROJECT_FILE, loadProject } from '../core/project/projectManifest';
+import { parseReference } from '../core/reference';
+import { BuildTasks, TASK_TYPE, type BuildOutcome, type BuildTaskDefinition } from './buildTask';
+import { registerCommand } from './commandRegistry';
+import { ImageItem, LocalImagesTree } from './localImagesTree';
+import { newFilter, type NewFilterArgs } from './newFilterWizard';
+import { StoreService } from './storeService';
+import { INSPECT_SCHEME, VirtualDocuments, WAT_SCHEME } from './virtualDocuments';
+
+/** What other extensions get from `getExtension(...).exports`; versioned so it can grow without breaking them. */
+export interface WasmFilterStudioApi {
+  readonly apiVersion: 1;
+  storeRoot(): string;
+  listImages(): Promise<ImageSummary[]>;
+  /** Builds a project folder as the "Build Filter" command does, and resolves when the build ends. */
+  build(project: string, options?: { tag?: string; variant?: 'oci' | 'compat' }): Promise<BuildOutcome>;
+  readonly onDidChangeImages: vscode.Event<void>;
+  /** The Local Images view's current rows (label and description), for tests and tooling. */
+  localImageRows(): Promise<{ label: string; description: string }[]>;
+}
+
+export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi {
+  const log = vscode.window.createOutputChannel('Wasm Filter Studio', { log: true });
+  const store = new StoreService();
+  const tree = new LocalImagesTree(store, log);
+  const view = vscode.window.createTreeView('wasmFilter.localImages', { treeDataProvider: tree, showCollapseAll: false });
+  tree.attach(view);
+  const tasks = new BuildTasks(store, log);
+  const documents = new VirtualDocuments(store);
+  context.subscriptions.push(
+    log,
+    store,
+    tree,
+    view,
+    tasks,
+    vscode.tasks.registerTaskProvider(TASK_TYPE, tasks),
+    vscode.workspace.registerTextDocumentContentProvider(WAT_SCHEME, documents),
+    vscode.workspace.registerTextDocumentContentProvider(INSPECT_SCHEME, documents),
+  );
+  log.info(`Wasm Filter Studio activated; store at ${store.root}`);
+
+  const command = (id: string, handler: (...args: any[]) => unknown) => registerCommand(context, log, id, handler);
+
+  /** Runs the build task for a project and waits for its outcome, with a cancellable progress notification. */
+  const build = async (dir: string, options: { tag?: string; variant?: 'oci' | 'compat' } = {}): Promise<BuildOutcome> => {
+    if (!vscode.workspace.isTrusted) {
+      throw new UserError('Building runs the project\'s compiler and toolchain, which needs a trusted workspace.', 'Trust this workspace (Manage Workspace Trust), then build again.');
+    }
+    const project = await loadProject(dir);
+    const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(project.dir));
+    const definition: BuildTaskDefinition = { type: TASK_TYPE, project: project.dir, ...options };
+    const task = tasks.createTask(definition, folder, `build ${project.manifest.name}`);
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Building ${project.manifest.name}`, cancellable: true },
+      async (_progress, token) => {
+        const outcome = new Promise<BuildOutcome>((resolve) => {
+          const sub = tasks.onDidFinishBuild((o) => {
+            if (path.resolve(o.project) === project.dir) {
+              sub.dispose();
+              resolve(o);
+            }
+          });
+        });
+        const execution = await vscode.tasks.executeTask(task);
+        token.onCancellationRequested(() => execution.terminate());
+        return outcome;
+      },
+    );
+  };
+
+  /** The project for a command: the argument, the active editor's project, or a pick among the workspace's. */
+  const chooseProject = async (arg: unknown): Promise<string> => {
+    if (arg instanceof vscode.Uri) return path.basename(arg.fsPath) === PROJECT_FILE ? path.dirname(arg.fsPath) : arg.fsPath;
+    if (typeof arg === 'string') return arg;
+    if (arg && typeof arg === 'object' && typeof (arg as { project?: unknown }).project === 'string') return (arg as { project: string }).project;
+    const active = vscode.window.activeTextEditor?.document.uri;
+    if (active?.scheme === 'file') {
+      const found = await findProjectAbove(active.fsPath);
+      if (found) return found;
+    }
+    const manifests = await vscode.workspace.findFiles(`**/${PROJECT_FILE}`, '**/node_modules/**', 50);
+    if (manifests.length === 1) return path.dirname(manifests[0]!.fsPath);
+    if (manifests.length === 0) {
+      throw new UserError('No filter project is open (no wasm-filter.json in the workspace).', 'Create one with "Wasm Filter: New Filter…", or open a project folder.');
+    }
+    const picked = await vscode.window.showQuickPick(
+      manifests.map((m) => ({ label: path.basename(path.dirname(m.fsPath)), description: vscode.workspace.asRelativePath(path.dirname(m.fsPath)), dir: path.dirname(m.fsPath) })),
+      { title: 'Build which filter?' },
+    );
+    if (!picked) throw new UserError('No project chosen.', undefined, 'E_CANCELLED');
+    return picked.dir;
+  };
+
+  const chooseImage = async (arg: unknown): Promise<string> => {
+    if (arg instanceof ImageItem) return arg.image.reference;
+    if (typeof arg === 'string') return arg;
+    const images = await summarizeStore(await store.open());
+    if (!images.length) throw new UserError('The local store has no images.', 'Build a filter first ("Wasm Filter: Build Filter").');
+    const picked = await vscode.window.showQuickPick(
+      images.map((i) => ({ label: i.familiar, description: `ABI ${i.abi ?? '?'} · ${i.variant}`, ref: i.reference })),
+      { title: 'Which image?' },
+    );
+    if (!picked) throw new UserError('No image chosen.', undefined, 'E_CANCELLED');
+    return picked.ref;
+  };
+
+  command('wasmFilter.newFilter', (args?: NewFilterArgs) => newFilter(args && typeof args === 'object' ? args : {}));
+  command('wasmFilter.build', async (arg?: unknown) => {
+    const dir = await chooseProject(arg);
+    const options = arg && typeof arg === 'object' && !(arg instanceof vscode.Uri) ? (arg as { tag?: string; variant?: 'oci' | 'compat' }) : {};
+    const outcome = await build(dir, { ...(options.tag ? { tag: options.tag } : {}), ...(options.variant ? { variant: options.variant } : {}) });
+    if (outcome.error) throw outcome.error;
+    return outcome;
+  });
+  command('wasmFilter.refresh', () => tree.refresh());
+  command('wasmFilter.showLog', () => log.show());
+  command('wasmFilter.copyReference', async (item: unknown) => {
+    const ref = await chooseImage(item);
+    await vscode.env.clipboard.writeText(ref);
+    vscode.window.setStatusBarMessage(`Copied ${ref}`, 3000);
+    return ref;
+  });
+  command('wasmFilter.inspectImage', async (item: unknown) => {
+    const ref = await chooseImage(item);
+    const doc = await vscode.workspace.openTextDocument(VirtualDocuments.inspectUri(ref));
+    await vscode.languages.setTextDocumentLanguage(doc, 'json');
+    await vscode.window.showTextDocument(doc, { preview: true });
+    return doc.uri.toString();
+  });
+  command('wasmFilter.tagImage', async (item: unknown, target?: string) => {
+    const ref = await chooseImage(item);
+    const value =
+      target ??
+      (await vscode.window.showInputBox({
+        title: `Tag ${ref}`,
+        prompt: 'NAME:TAG, e.g. webassemblyhub.io/alice/add-header:v2',
+        value: ref,
+        validateInput: (v) => {
+          try {
+            parseReference(v);
+            return undefined;
+          } catch (err) {
+            return (err as Error).message;
+          }
+        },
+      }));
+    if (!value) return undefined;
+    const image = await (await store.open()).tag(ref, value);
+    store.notifyChanged();
+    return image.refName;
+  });
+  command('wasmFilter.removeImage', async (item: unknown, confirmed?: boolean) => {
+    const ref = await chooseImage(item);
+    if (!confirmed) {
+      const answer = await vscode.window.showWarningMessage(`Remove ${ref} from the local store?`, { modal: true, detail: 'Blobs no other image uses are deleted.' }, 'Remove');
+      if (answer !== 'Remove') return undefined;
+    }
+    const result = await (await store.open()).remove([ref]);
+    store.notifyChanged();
+    return result;
+  });
+  command('wasmFilter.showModuleAsText', async (arg?: unknown) => {
+    const uri =
+      arg instanceof vscode.Uri && arg.fsPath.endsWith('.wasm')
+        ? VirtualDocuments.watUri({ file: arg.fsPath })
+        : VirtualDocuments.watUri({ ref: await chooseImage(arg) });
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.languages.setTextDocumentLanguage(doc, 'wat');
+    await vscode.window.showTextDocument(doc, { preview: false });
+    return doc.uri.toString();
+  });
+
+  context.subscriptions.push(registerBuildOnSave(build, log));
+
+  return {
+    apiVersion: 1,
+    storeRoot: () => store.root,
+    listImages: async () => summarizeStore(await store.open()),
+    build,
+    onDidChangeImages: store.onDidChange,
+    localImageRows: async () =>
+      (await tree.getChildren()).map((i) => ({ label: String(typeof i.label === 'object' ? i.label.label : (i.label ?? '')), description: String(i.description ?? '') })),
+  };
+}
+
+async function findProjectAbove(file: string): Promise<string | undefined> {
+  let dir = path.dirname(file);
+  for (;;) {
+    if (await fs.access(path.join(dir, PROJECT_FILE)).then(() => true, () => false)) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** Save → build, for AssemblyScript projects, debounced so "Save All" builds once per project. */
+function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log: vscode.LogOutputChannel): vscode.Disposable {
+  const timers = new Map<string, NodeJS.Timeout>();
+  const running = new Set<string>();
+  return vscode.workspace.onDidSaveTextDocument(async (doc) => {
+    if (doc.uri.scheme !== 'file' || !vscode.workspace.isTrusted) return;
+    if (!vscode.workspace.getConfiguration('wasmFilter').get<boolean>('build.onSave', true)) return;
+    if (!/\.(ts|json)$/.test(doc.uri.fsPath) || doc.uri.fsPath.includes(`${path.sep}node_modules${path.sep}`)) return;
+    const dir = await findProjectAbove(doc.uri.fsPath);
+    if (!dir) return;
+    try {
+      if ((await loadProject(dir)).manifest.language !== 'assemblyscript') return;
+    } catch {
+      return;
+    }
+    clearTimeout(timers.get(dir));
+    timers.set(
+      dir,
+      setTimeout(() => {
+        if (running.has(dir)) return;
+        running.add(dir);
+        build(dir)
+          .catch((err) => log.warn(`build on save: ${(err as Error).message}`))
+          .finally(() => running.delete(dir));
+      }, 300),
+    );
+  });
+}
+
+export function deactivate(): void {
+  // Everything is disposed through context.subscriptions.
+}

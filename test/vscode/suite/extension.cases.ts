@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { WasmFilterStudioApi } from '../../../src/extension/extension';
+
+const EXTENSION_ID = 'wasm-filter-studio.wasm-filter-studio';
+
+async function api(): Promise<WasmFilterStudioApi> {
+  const ext = vscode.extensions.getExtension<WasmFilterStudioApi>(EXTENSION_ID);
+  assert.ok(ext, `${EXTENSION_ID} is installed`);
+  return ext.isActive ? ext.exports : ext.activate();
+}
+
+function workspaceDir(): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  assert.ok(folder, 'the test workspace is open');
+  return folder.uri.fsPath;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const PROJECT = 'studio-filter';
+
+export const cases: { name: string; fn: () => Promise<void> }[] = [
+  {
+    name: 'activates, exports API v1 and contributes its commands',
+    fn: async () => {
+      const exports = await api();
+      assert.equal(exports.apiVersion, 1);
+      const commands = await vscode.commands.getCommands(true);
+      for (const id of ['wasmFilter.newFilter', 'wasmFilter.build', 'wasmFilter.refresh', 'wasmFilter.showModuleAsText', 'wasmFilter.tagImage', 'wasmFilter.removeImage']) {
+        assert.ok(commands.includes(id), `${id} is registered`);
+      }
+      assert.equal(exports.storeRoot(), path.join(process.env.WASM_FILTER_HOME!, 'store'));
+    },
+  },
+  {
+    name: 'New Filter scaffolds and installs an AssemblyScript project',
+    fn: async () => {
+      const dir = await vscode.commands.executeCommand<string>('wasmFilter.newFilter', {
+        language: 'assemblyscript',
+        sdk: 'modern',
+        platform: 'istio',
+        platformVersion: '1.28.x',
+        name: PROJECT,
+        rootId: 'add_header',
+        parentFolder: workspaceDir(),
+        open: 'none',
+      });
+      assert.equal(dir, path.join(workspaceDir(), PROJECT));
+      await fs.access(path.join(dir, 'node_modules', 'assemblyscript', 'package.json'));
+      await fs.access(path.join(dir, 'wasm-filter.json'));
+    },
+  },
+  {
+    name: 'the task provider offers a build task for the project',
+    fn: async () => {
+      const tasks = await vscode.tasks.fetchTasks({ type: 'wasm-filter' });
+      assert.ok(tasks.some((t) => t.definition.project === PROJECT), JSON.stringify(tasks.map((t) => t.definition)));
+    },
+  },
+  {
+    name: 'Build Filter builds the project and the Local Images tree shows the image',
+    fn: async () => {
+      const exports = await api();
+      const outcome = await vscode.commands.executeCommand<{ result?: { reference: { repository: string; tag: string } } }>('wasmFilter.build', {
+        project: path.join(workspaceDir(), PROJECT),
+      });
+      assert.equal(outcome.result?.reference.repository, PROJECT);
+      const rows = await until('the image in Local Images', async () => {
+        const r = await exports.localImageRows();
+        return r.some((row) => row.label === `${PROJECT}:latest`) ? r : undefined;
+      });
+      const row = rows.find((r) => r.label === `${PROJECT}:latest`)!;
+      assert.match(row.description, /^\d+(\.\d+)? kB · /);
+    },
+  },
+  {
+    name: 'a broken filter puts the compiler error in the Problems panel at its line and column',
+    fn: async () => {
+      const file = path.join(workspaceDir(), PROJECT, 'assembly', 'index.ts');
+      const original = await fs.readFile(file, 'utf8');
+      const broken = original.replace('configuration == "" ? "world!" : configuration', 'undefinedThing');
+      const lines = broken.split('\n');
+      const line = lines.findIndex((l) => l.includes('undefinedThing'));
+      const column = lines[line]!.indexOf('undefinedThing');
+      await fs.writeFile(file, broken);
+      try {
+        await assert.rejects(Promise.resolve(vscode.commands.executeCommand('wasmFilter.build', { project: path.join(workspaceDir(), PROJECT) })), /failed: 1 error/);
+        const uri = vscode.Uri.file(file);
+        const diagnostic = await until('the diagnostic', () =>
+          vscode.languages.getDiagnostics(uri).find((d) => String(typeof d.code === 'object' ? d.code.value : d.code) === 'TS2304'),
+        );
+        assert.equal(diagnostic.severity, vscode.DiagnosticSeverity.Error);
+        assert.equal(diagnostic.message, "Cannot find name 'undefinedThing'.");
+        assert.equal(diagnostic.range.start.line, line);
+        assert.equal(diagnostic.range.start.character, column);
+      } finally {
+        await fs.writeFile(file, original);
+      }
+      // Fixing the code and building again clears the problem.
+      await vscode.commands.executeCommand('wasmFilter.build', { project: path.join(workspaceDir(), PROJECT) });
+      await until('the problem to clear', () => (vscode.languages.getDiagnostics(vscode.Uri.file(file)).length === 0 ? true : undefined));
+    },
+  },
+  {
+    name: 'Show Module as Text opens the module disassembled, as WebAssembly text',
+    fn: async () => {
+      await vscode.commands.executeCommand('wasmFilter.showModuleAsText', `webassemblyhub.io/${PROJECT}:latest`);
+      const editor = await until('the editor', () => (vscode.window.activeTextEditor?.document.uri.scheme === 'wasm-filter-wat' ? vscode.window.activeTextEditor : undefined));
+      assert.equal(editor.document.languageId, 'wat');
+      assert.match(editor.document.getText(), /^\(module/);
+      assert.match(editor.document.getText(), /\(export "proxy_abi_version_0_2_1"/);
+    },
+  },
+  {
+    name: 'tag and remove update the store and the tree',
+    fn: async () => {
+      const exports = await api();
+      await vscode.commands.executeCommand('wasmFilter.tagImage', `webassemblyhub.io/${PROJECT}:latest`, `alice/${PROJECT}:v2`);
+      await until('the tagged image', async () => ((await exports.localImageRows()).some((r) => r.label === `alice/${PROJECT}:v2`) ? true : undefined));
+      await vscode.commands.executeCommand('wasmFilter.removeImage', `webassemblyhub.io/alice/${PROJECT}:v2`, true);
+      const images = await exports.listImages();
+      assert.deepEqual(images.map((i) => i.familiar), [`${PROJECT}:latest`]);
+    },
+  },
+];

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { REPO_ROOT, tempDir } from '../helpers/env';
+import { launchBrowser, startServer, vscodeHostMissing, workbenchUrl, type RunningServer } from './codeServer';
+
+const SCREENSHOTS = path.join(REPO_ROOT, 'test-results');
+const missing = vscodeHostMissing();
+if (missing && process.env.CI) throw new Error(missing);
+
+describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () => {
+  const home = tempDir('wfs-vscode-home-');
+  const workspace = tempDir('wfs-vscode-ws-');
+  const results = path.join(tempDir('wfs-vscode-results-'), 'results.json');
+  let server: RunningServer;
+  let browser: Browser;
+
+  before(async () => {
+    server = await startServer({ dataDir: tempDir('wfs-vscode-data-'), env: { WASM_FILTER_HOME: home, WASM_FILTER_TEST_RESULTS: results } });
+    browser = await launchBrowser();
+    await fs.mkdir(SCREENSHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('extension tests pass in the real extension host', { timeout: 600_000 }, async (t) => {
+    const page = await browser.newPage();
+    const log: string[] = [];
+    const exit = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code));
+      void page.exposeFunction('codeAutomationLog', (_type: string, args: unknown[]) => log.push(args.map(String).join(' ')));
+    });
+    await page.goto(workbenchUrl(server, { folder: workspace, extensionPath: REPO_ROOT, testsPath: path.join(REPO_ROOT, 'out', 'test', 'vscode', 'suite', 'index.js') }));
+    const timeout = new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`no result in 9 minutes\n${log.join('\n')}\n${server.output()}`)), 540_000).unref());
+    const code = await Promise.race([exit, timeout]);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'extension-host-tests.png') });
+    await page.close();
+    let cases: { name: string; ok: boolean; error?: string }[];
+    try {
+      cases = JSON.parse(await fs.readFile(results, 'utf8'));
+    } catch {
+      throw new Error(`the extension tests wrote no results (exit ${code})\n${log.slice(-40).join('\n')}\n${server.output().slice(-4000)}`);
+    }
+    for (const c of cases) {
+      await t.test(c.name, () => {
+        if (!c.ok) throw new Error(c.error);
+      });
+    }
+    assert.ok(cases.length >= 5, 'every case ran');
+    assert.equal(code, 0, 'the extension host reported success');
+  });
+
+  it('a person creates and builds a filter from the command palette and sees it in the sidebar', { timeout: 600_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(workbenchUrl(server, { folder: workspace, extensionPath: REPO_ROOT }));
+    await page.waitForSelector('.monaco-workbench .activitybar', { timeout: 120_000 });
+    await page.waitForTimeout(3000);
+
+    await runCommand(page, 'Wasm Filter: New Filter');
+    await choose(page, 'assemblyscript');
+    await choose(page, 'modern');
+    await choose(page, 'istio 1.28.x');
+    await typeAnswer(page, 'ui-filter');
+    await typeAnswer(page, 'add_header');
+    await choose(page, path.basename(workspace));
+    const created = page.locator('.notifications-toasts').getByText('Created ui-filter', { exact: false });
+    await created.waitFor({ timeout: 240_000 });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'new-filter-created.png') });
+    await page.locator('.notifications-toasts').getByRole('button', { name: 'Add to Workspace' }).click();
+    await page.waitForTimeout(2000);
+
+    await runCommand(page, 'Wasm Filter: Build Filter');
+    // With two projects open, the command asks which one; with the new one's file active it may not.
+    const picker = page.locator('.quick-input-widget');
+    if (await picker.isVisible()) await choose(page, 'ui-filter');
+    await page.locator('.activitybar [aria-label^="Wasm Filters"]').first().click();
+    const row = page.locator('.monaco-list-row', { hasText: 'ui-filter:latest' });
+    await row.waitFor({ timeout: 180_000 });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'local-images.png') });
+    assert.match((await row.textContent()) ?? '', /ui-filter:latest.*kB/);
+    await page.close();
+  });
+});
+
+async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
+}
+
+async function choose(page: Page, label: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().waitFor({ timeout: 30_000 });
+  await input.fill(label);
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(500);
+}
+
+async function typeAnswer(page: Page, value: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(value);
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(500);
+}
