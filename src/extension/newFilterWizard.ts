@@ -18,7 +18,7 @@ export interface NewFilterArgs {
   parentFolder?: string;
   install?: boolean;
   /** What to do with the new project; asked when not given. */
-  open?: 'none' | 'window' | 'newWindow' | 'addToWorkspace';
+  open?: 'none' | 'window' | 'newWindow' | 'addToWorkspace' | 'editor';
 }
 
 type Step = (state: NewFilterArgs) => Promise<'next' | 'back'>;
@@ -192,7 +192,14 @@ export async function newFilter(args: NewFilterArgs = {}): Promise<string> {
     },
   );
   const uri = vscode.Uri.file(result.dir);
+  const entry = vscode.Uri.file(path.join(result.dir, language === 'assemblyscript' ? 'assembly/index.ts' : 'wasm-filter.json'));
+  const insideWorkspace = !!vscode.workspace.getWorkspaceFolder(uri);
   let open = args.open;
+  if (!open && insideWorkspace) {
+    // Already visible in the Explorer: open its source instead of asking where to open it.
+    open = 'editor';
+    void vscode.window.showInformationMessage(`Created ${state.name} (${result.template.title}).`);
+  }
   if (!open) {
     const choice = await vscode.window.showInformationMessage(
       `Created ${state.name} (${result.template.title}).`,
@@ -204,9 +211,8 @@ export async function newFilter(args: NewFilterArgs = {}): Promise<string> {
   }
   if (open === 'window' || open === 'newWindow') {
     await vscode.commands.executeCommand('vscode.openFolder', uri, { forceNewWindow: open === 'newWindow' });
-  } else if (open === 'addToWorkspace') {
-    vscode.workspace.updateWorkspaceFolders(vscode.workspace.workspaceFolders?.length ?? 0, 0, { uri });
-    const entry = vscode.Uri.file(path.join(result.dir, language === 'assemblyscript' ? 'assembly/index.ts' : 'wasm-filter.json'));
+  } else if (open === 'addToWorkspace' || open === 'editor') {
+    if (open === 'addToWorkspace') vscode.workspace.updateWorkspaceFolders(vscode.workspace.workspaceFolders?.length ?? 0, 0, { uri });
     await vscode.window.showTextDocument(entry, { preview: false }).then(undefined, () => undefined);
   }
   return result.dir;
