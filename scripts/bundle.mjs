@@ -19,5 +19,7 @@ const common = {
 await Promise.all([
   build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
   build({ ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
+  // The AssemblyScript compiler runs in worker threads (one realm per compiler install).
+  build({ ...common, entryPoints: ['src/core/build/ascWorker.ts'], outfile: 'dist/ascWorker.js' }),
 ]);
 chmodSync('dist/cli.js', 0o755);

@@ -4,6 +4,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { before, describe, it } from 'node:test';
+import { buildProject } from '../../src/core/build/build';
+import { CancelledError } from '../../src/core/errors';
+import { LocalStore } from '../../src/core/store/localStore';
 import { requireTool, runCli, snapshotTree, tempDir } from '../helpers/env';
 
 /** Both AssemblyScript flavours, scaffolded and installed once for the whole file (npm install is slow). */
@@ -91,6 +94,24 @@ describe('AssemblyScript filters, end to end with the real compilers', () => {
     } finally {
       await fs.writeFile(source, original);
     }
+  });
+
+  it('builds both compiler generations in one process (as the extension does), and cancels cleanly', async () => {
+    // asc 0.28 defines globals that break asc 0.14 in the same realm; each install has its own worker.
+    const store = await LocalStore.open(tempDir());
+    const modern = await buildProject(projects.get('modern')!, { store, tag: 'mixed/modern:v1' });
+    const wasme = await buildProject(projects.get('wasme')!, { store, tag: 'mixed/wasme:v1' });
+    const again = await buildProject(projects.get('modern')!, { store, tag: 'mixed/modern:v2' });
+    assert.equal(modern.module.abiVersion, '0.2.1');
+    assert.equal(wasme.module.abiVersion, '0.2.0');
+    assert.equal(again.manifestDigest, modern.manifestDigest, 'a rebuild of unchanged sources is byte-identical');
+    const abort = new AbortController();
+    const cancelled = buildProject(projects.get('wasme')!, { store, tag: 'mixed/cancelled:v1', signal: abort.signal });
+    setTimeout(() => abort.abort(), 50);
+    await assert.rejects(cancelled, (err: unknown) => err instanceof CancelledError);
+    assert.deepEqual((await store.list()).map((i) => i.reference.repository).sort(), ['mixed/modern', 'mixed/modern', 'mixed/wasme']);
+    const after = await buildProject(projects.get('wasme')!, { store, tag: 'mixed/wasme:v2' });
+    assert.equal(after.manifestDigest, wasme.manifestDigest, 'the next build after a cancel works');
   });
 
   it('`wat` shows a stored module as WebAssembly text', async () => {

@@ -1,8 +1,9 @@
-import { promises as fs, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { UserError, throwIfCancelled } from '../errors';
+import { Worker } from 'node:worker_threads';
+import { CancelledError, UserError, throwIfCancelled } from '../errors';
+import type { AscJob, AscJobResult, AscWorkerData } from './ascWorker';
 import { parseAscOutput, type BuildDiagnostic } from './diagnostics';
 
 export interface CompileOutput {
@@ -14,30 +15,79 @@ export interface CompileOutput {
   ok: boolean;
 }
 
-interface MemoryStream {
-  write(chunk: string | Uint8Array): void;
+/**
+ * One worker thread per compiler install (keyed by its package.json and version): no process start,
+ * the compiler stays loaded between builds, and each generation keeps its globals to itself.
+ */
+class CompilerWorker {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: AscJobResult) => void>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly data: AscWorkerData) {}
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(workerScript(), { workerData: this.data });
+    worker.on('message', (result: AscJobResult) => {
+      this.pending.get(result.id)?.(result);
+      this.pending.delete(result.id);
+      if (this.pending.size === 0) worker.unref();
+    });
+    const fail = (message: string) => {
+      // A worker ended by a cancel may report its exit after a new one took its place.
+      if (this.worker !== worker) return;
+      for (const [id, resolve] of this.pending) resolve({ id, files: [], output: '', error: message });
+      this.pending.clear();
+      this.worker = undefined;
+    };
+    worker.on('error', (err) => fail(`the compiler crashed: ${err.message}`));
+    worker.on('exit', (code) => fail(`the compiler stopped (exit ${code})`));
+    worker.unref();
+    this.worker = worker;
+    return worker;
+  }
+
+  compile(projectDir: string, args: string[], signal?: AbortSignal): Promise<AscJobResult> {
+    const run = this.queue.catch(() => undefined).then(
+      () =>
+        new Promise<AscJobResult>((resolve, reject) => {
+          throwIfCancelled(signal, 'The build');
+          const worker = this.start();
+          const job: AscJob = { id: this.nextId++, projectDir, args };
+          const onAbort = () => {
+            // Ending the worker stops the compiler mid-way; the next build starts a fresh one.
+            this.pending.delete(job.id);
+            if (this.worker === worker) this.worker = undefined;
+            void worker.terminate();
+            reject(new CancelledError('The build'));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          this.pending.set(job.id, (result) => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(result);
+          });
+          worker.ref();
+          worker.postMessage(job);
+        }),
+    );
+    this.queue = run;
+    return run;
+  }
 }
 
-/** The two compiler generations' entry points, reduced to what a build needs. */
-interface LoadedCompiler {
-  version: string;
-  compile(args: string[], io: CompilerIo): Promise<{ error: Error | null }>;
+const workers = new Map<string, CompilerWorker>();
+
+/** The worker script sits beside this module: dist/ascWorker.js in the bundle, ascWorker.js under out/. */
+function workerScript(): string {
+  const candidates = [path.join(__dirname, 'ascWorker.js'), path.join(__dirname, 'build', 'ascWorker.js')];
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error(`internal: the compiler worker script is missing (looked for ${candidates.join(', ')})`);
+  return found;
 }
 
-interface CompilerIo {
-  stdout: MemoryStream;
-  stderr: MemoryStream;
-  readFile(name: string, baseDir: string): string | null | Promise<string | null>;
-  writeFile(name: string, contents: Uint8Array | string, baseDir: string): void | boolean | Promise<void | boolean>;
-  listFiles(dir: string, baseDir: string): string[] | null | Promise<string[] | null>;
-}
-
-/** Loaded compilers stay warm between builds (the point of compiling in-process), keyed by install. */
-const compilers = new Map<string, Promise<LoadedCompiler>>();
-/** One compile at a time per compiler: asc keeps module-level state. */
-const queues = new Map<string, Promise<unknown>>();
-
-async function loadCompiler(projectDir: string): Promise<{ key: string; compiler: LoadedCompiler }> {
+async function compilerFor(projectDir: string): Promise<{ worker: CompilerWorker; version: string }> {
   const requireFromProject = createRequire(path.join(projectDir, 'package.json'));
   let packageJsonPath: string;
   try {
@@ -52,101 +102,25 @@ async function loadCompiler(projectDir: string): Promise<{ key: string; compiler
   const pkg = JSON.parse(await fs.readFile(packageJsonPath, 'utf8')) as { version: string };
   const stat = await fs.stat(packageJsonPath);
   const key = `${packageJsonPath}@${pkg.version}@${stat.mtimeMs}`;
-  let loading = compilers.get(key);
-  if (!loading) {
-    loading = importCompiler(path.dirname(packageJsonPath), pkg.version, requireFromProject);
-    compilers.set(key, loading);
-    loading.catch(() => compilers.delete(key));
+  let worker = workers.get(key);
+  if (!worker) {
+    worker = new CompilerWorker({ root: path.dirname(packageJsonPath), version: pkg.version, packageJsonPath });
+    workers.set(key, worker);
   }
-  return { key, compiler: await loading };
-}
-
-async function importCompiler(root: string, version: string, requireFromProject: NodeRequire): Promise<LoadedCompiler> {
-  const [major, minor] = version.split('.').map(Number) as [number, number];
-  if (major === 0 && minor < 20) {
-    // 0.1x: CommonJS, callback API, ready once binaryen has loaded.
-    const asc = requireFromProject('assemblyscript/cli/asc') as {
-      ready: Promise<void>;
-      main(argv: string[], options: object, cb: (err: Error | null) => number): number;
-    };
-    await asc.ready;
-    return {
-      version,
-      compile: (args, io) =>
-        new Promise((resolve) => {
-          asc.main(args, io, (err) => {
-            resolve({ error: err });
-            return 0;
-          });
-        }),
-    };
-  }
-  // 0.2x: an ES module with an async API.
-  const module = (await import(pathToFileURL(path.join(root, 'dist', 'asc.js')).href)) as {
-    default?: { main: (args: string[], io: object) => Promise<{ error: Error | null }> };
-    main?: (args: string[], io: object) => Promise<{ error: Error | null }>;
-  };
-  const main = module.main ?? module.default?.main;
-  if (!main) throw new UserError(`assemblyscript ${version} in ${root} has no compiler API this tool knows.`, undefined, 'E_COMPILER_API');
-  return { version, compile: (args, io) => main(args, io) };
+  return { worker, version: pkg.version };
 }
 
 /**
- * Compiles an AssemblyScript project with the compiler in its own node_modules, inside this process:
- * no process start, and a warm compiler for the next build. Output is captured in memory so that
- * the caller decides what reaches the disk.
+ * Compiles an AssemblyScript project with the compiler in its own node_modules, in this process.
+ * Output is captured in memory so that the caller decides what reaches the disk.
  */
 export async function compileAssemblyScript(projectDir: string, args: string[], signal?: AbortSignal): Promise<CompileOutput> {
   throwIfCancelled(signal, 'The build');
-  const { key, compiler } = await loadCompiler(projectDir);
-  const previous = queues.get(key) ?? Promise.resolve();
-  const run = previous.catch(() => undefined).then(() => compileWith(compiler, projectDir, args, signal));
-  queues.set(key, run);
-  return run;
-}
-
-async function compileWith(compiler: LoadedCompiler, projectDir: string, args: string[], signal?: AbortSignal): Promise<CompileOutput> {
+  const { worker, version } = await compilerFor(projectDir);
+  const result = await worker.compile(projectDir, args, signal);
   throwIfCancelled(signal, 'The build');
-  let output = '';
-  const files = new Map<string, Uint8Array>();
-  const stream: MemoryStream = { write: (chunk) => void (output += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')) };
-  const sync = compiler.version.startsWith('0.1');
-  const readFile = (name: string, baseDir: string) => {
-    try {
-      return readFileSync(path.resolve(baseDir, name), 'utf8');
-    } catch {
-      return null;
-    }
-  };
-  const listFiles = (dir: string, baseDir: string) => {
-    try {
-      return readdirSync(path.resolve(baseDir, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
-    } catch {
-      return null;
-    }
-  };
-  const io: CompilerIo = {
-    stdout: stream,
-    stderr: stream,
-    readFile: sync ? readFile : async (name, baseDir) => readFile(name, baseDir),
-    listFiles: sync ? listFiles : async (dir, baseDir) => listFiles(dir, baseDir),
-    writeFile: (name, contents, baseDir) => {
-      const rel = path.relative(projectDir, path.resolve(baseDir, name));
-      files.set(rel, typeof contents === 'string' ? Buffer.from(contents) : contents);
-      return true;
-    },
-  };
-  // asc calls process.exit(1) when it crashes; inside VS Code that would end the extension host.
-  const exit = process.exit;
-  process.exit = ((code?: number) => {
-    throw new UserError(`The AssemblyScript compiler crashed (exit ${code ?? 0}); its report is in the build output.`, undefined, 'E_COMPILER_CRASH');
-  }) as typeof process.exit;
-  let error: Error | null;
-  try {
-    ({ error } = await compiler.compile([...args, '--baseDir', projectDir, '--noColors'], io));
-  } finally {
-    process.exit = exit;
+  if (result.error?.startsWith('the compiler')) {
+    throw new UserError(`The AssemblyScript compiler (${version}) could not run: ${result.error}`, `Reinstall the project's dependencies (\`npm ci\` in ${projectDir}).`, 'E_COMPILER_CRASH');
   }
-  throwIfCancelled(signal, 'The build');
-  return { files, diagnostics: parseAscOutput(output), output, compilerVersion: compiler.version, ok: !error };
+  return { files: new Map(result.files), diagnostics: parseAscOutput(result.output), output: result.output, compilerVersion: version, ok: !result.error };
 }

@@ -60,18 +60,11 @@ export class LocalStore {
 
   private async ensureLayout(): Promise<void> {
     const layoutPath = path.join(this.root, LAYOUT_FILE);
-    if (await pathExists(layoutPath)) {
-      let layout: { imageLayoutVersion?: string };
-      try {
-        layout = JSON.parse(await fs.readFile(layoutPath, 'utf8'));
-      } catch (err) {
-        throw this.corrupted(`${LAYOUT_FILE} is not valid JSON (${(err as Error).message})`);
-      }
-      if (layout.imageLayoutVersion !== '1.0.0') {
-        throw this.corrupted(`${LAYOUT_FILE} declares layout version "${layout.imageLayoutVersion}", expected 1.0.0`);
-      }
-    } else {
-      if (await pathExists(this.root)) {
+    if (!(await pathExists(layoutPath))) {
+      // Several processes may open a new store at once: one creates it, under the lock, the others wait.
+      await fs.mkdir(this.root, { recursive: true });
+      await this.withLock(async () => {
+        if (await pathExists(layoutPath)) return;
         const entries = (await fs.readdir(this.root)).filter((e) => !e.startsWith('.'));
         if (entries.length > 0) {
           throw new UserError(
@@ -80,16 +73,23 @@ export class LocalStore {
             'E_NOT_A_STORE',
           );
         }
-      }
-      await fs.mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
-      await writeFileAtomic(layoutPath, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        await fs.mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
+        await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] });
+        // Written last: its presence says the store is complete.
+        await writeFileAtomic(layoutPath, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      });
+      return;
+    }
+    let layout: { imageLayoutVersion?: string };
+    try {
+      layout = JSON.parse(await fs.readFile(layoutPath, 'utf8'));
+    } catch (err) {
+      throw this.corrupted(`${LAYOUT_FILE} is not valid JSON (${(err as Error).message})`);
+    }
+    if (layout.imageLayoutVersion !== '1.0.0') {
+      throw this.corrupted(`${LAYOUT_FILE} declares layout version "${layout.imageLayoutVersion}", expected 1.0.0`);
     }
     await fs.mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
-    if (!(await pathExists(this.indexPath))) {
-      await this.withLock(async () => {
-        if (!(await pathExists(this.indexPath))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] });
-      });
-    }
   }
 
   private corrupted(why: string): UserError {
