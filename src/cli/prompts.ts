@@ -8,19 +8,12 @@ import {
   validateFilterName,
   validateRootId,
   type AssemblyScriptSdk,
+  type ScaffoldChoices,
   type Language,
   type PlatformName,
 } from '../core';
 
-interface InitFlags {
-  dir: string;
-  language?: Language;
-  sdk?: AssemblyScriptSdk;
-  platform?: PlatformName;
-  platformVersion?: string;
-  name?: string;
-  rootId?: string;
-}
+type InitFlags = Partial<ScaffoldChoices> & { dir: string };
 
 /** wasme asked in the terminal for what the flags left open; so does this, with the same order. */
 export async function askInitQuestions(flags: InitFlags) {

@@ -134,7 +134,10 @@ class BuildTerminal implements vscode.Pseudoterminal {
 
   open(): void {
     const write = (text: string) => this.writeEmitter.fire(text.replace(/\r?\n/g, '\r\n') + '\r\n');
-    void this.tasks.run(this.dir, this.definition, write, this.abort.signal).then((code) => this.closeEmitter.fire(code));
+    void this.tasks.run(this.dir, this.definition, write, this.abort.signal).then((code) => {
+      // Output written in the same tick as the close can be dropped before the problem matcher reads it.
+      setTimeout(() => this.closeEmitter.fire(code), 250);
+    });
   }
 
   close(): void {

@@ -4,16 +4,10 @@ import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
 import { PLATFORMS, defaultPlatformVersion, findPlatformVersion, type PlatformName } from '../core/platforms';
 import type { AssemblyScriptSdk, Language } from '../core/project/projectManifest';
-import { scaffoldProject, validateFilterName, validateRootId } from '../core/scaffold/scaffold';
+import { scaffoldProject, validateFilterName, validateRootId, type ScaffoldChoices } from '../core/scaffold/scaffold';
 import { TEMPLATES } from '../core/scaffold/templates';
 
-export interface NewFilterArgs {
-  language?: Language;
-  sdk?: AssemblyScriptSdk;
-  platform?: PlatformName;
-  platformVersion?: string;
-  name?: string;
-  rootId?: string;
+export interface NewFilterArgs extends Partial<ScaffoldChoices> {
   /** The folder the project folder is created in. */
   parentFolder?: string;
   install?: boolean;

@@ -105,7 +105,7 @@ describe('wasm-filter CLI', () => {
 
   it('says which toolchain is missing and how to install it', async () => {
     const home = tempDir();
-    for (const [language, tool] of [['rust', 'cargo'], ['tinygo', 'tinygo']] as const) {
+    for (const [language, tool] of [['rust', 'cargo'], ['tinygo', 'tinygo'], ['cpp', 'make']] as const) {
       const dir = path.join(home, language);
       assert.equal((await runCli(['init', dir, '--yes', '--language', language], { home })).code, 0);
       const result = await runCli(['build', dir], { home, env: { PATH: path.dirname(process.execPath) } });

@@ -25,6 +25,9 @@ export interface ScaffoldOptions {
   signal?: AbortSignal;
 }
 
+/** What a user chooses for a new filter (the wizard and the CLI prompts ask for these). */
+export type ScaffoldChoices = Pick<ScaffoldOptions, 'language' | 'sdk' | 'platform' | 'platformVersion' | 'name' | 'rootId'>;
+
 export interface ScaffoldResult {
   dir: string;
   template: TemplateInfo;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { WasmFilterStudioApi } from '../../../src/extension/extension';
@@ -110,6 +111,34 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       // Fixing the code and building again clears the problem.
       await vscode.commands.executeCommand('wasmFilter.build', { project: path.join(workspaceDir(), PROJECT) });
       await until('the problem to clear', () => (vscode.languages.getDiagnostics(vscode.Uri.file(file)).length === 0 ? true : undefined));
+    },
+  },
+  {
+    name: 'wasm-filter.json is validated against the schema',
+    fn: async () => {
+      // Outside the workspace, so no later case sees a second project.
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'invalid-project-'));
+      const file = path.join(dir, 'wasm-filter.json');
+      try {
+        await fs.writeFile(file, JSON.stringify({ name: 'Bad Name', language: 'cobol', platform: { name: 'istio', version: '1.28.x' }, rootId: 'add_header', build: { output: 'x.wasm' } }, null, 2));
+        const doc = await vscode.workspace.openTextDocument(file);
+        await vscode.window.showTextDocument(doc);
+        // The JSON language server starts on first use, which can take a while on a busy machine.
+        const problems = await until(
+          'schema diagnostics',
+          () => {
+            const d = vscode.languages.getDiagnostics(doc.uri);
+            return d.length >= 2 ? d : undefined;
+          },
+          60_000,
+        );
+        const text = problems.map((p) => `${p.range.start.line}: ${p.message}`).join('\n');
+        assert.match(text, /^1: .*(pattern|match)/im, 'the name breaks the pattern');
+        assert.match(text, /^2: .*(assemblyscript|enum|Value is not accepted)/im, 'the language is not one of the four');
+      } finally {
+        await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+        await fs.rm(dir, { recursive: true, force: true });
+      }
     },
   },
   {
