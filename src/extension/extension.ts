@@ -58,6 +58,15 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     return vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Building ${project.manifest.name}`, cancellable: true },
       async (_progress, token) => {
+        // A build of the same project still running is replaced, as a new save makes the old build moot;
+        // starting the same task twice would make VS Code ask the user instead.
+        for (const running of vscode.tasks.taskExecutions) {
+          if (isBuildOf(running.task, project.dir)) {
+            const ended = taskEnd(running);
+            running.terminate();
+            await ended;
+          }
+        }
         const outcome = new Promise<BuildOutcome>((resolve) => {
           const sub = tasks.onDidFinishBuild((o) => {
             if (path.resolve(o.project) === project.dir) {
@@ -67,11 +76,32 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
           });
         });
         const execution = await vscode.tasks.executeTask(task);
+        const ended = taskEnd(execution);
         token.onCancellationRequested(() => execution.terminate());
-        return outcome;
+        const result = await outcome;
+        // The command returns once the task has ended too, so the next build never meets it still active.
+        await ended;
+        return result;
       },
     );
   };
+
+  const isBuildOf = (task: vscode.Task, dir: string) =>
+    task.definition.type === TASK_TYPE && typeof task.definition.project === 'string' && path.resolve(task.definition.project) === dir;
+
+  /** Resolves when a task execution has ended (or after 10 s, should VS Code never say so). */
+  const taskEnd = (execution: vscode.TaskExecution) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 10_000);
+      const sub = vscode.tasks.onDidEndTask((e) => {
+        if (e.execution === execution || (isBuildOf(e.execution.task, String(execution.task.definition.project)) && e.execution.task.name === execution.task.name)) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        sub.dispose();
+        resolve();
+      }
+    });
 
   /** The project for a command: the argument, the active editor's project, or a pick among the workspace's. */
   const chooseProject = async (arg: unknown): Promise<string> => {

@@ -105,10 +105,14 @@ describe('wasm-filter CLI', () => {
 
   it('says which toolchain is missing and how to install it', async () => {
     const home = tempDir();
+    // A PATH that holds node and nothing else, whatever this machine has installed.
+    const bin = path.join(home, 'bin');
+    await fs.mkdir(bin);
+    await fs.symlink(process.execPath, path.join(bin, 'node'));
     for (const [language, tool] of [['rust', 'cargo'], ['tinygo', 'tinygo'], ['cpp', 'make']] as const) {
       const dir = path.join(home, language);
       assert.equal((await runCli(['init', dir, '--yes', '--language', language], { home })).code, 0);
-      const result = await runCli(['build', dir], { home, env: { PATH: path.dirname(process.execPath) } });
+      const result = await runCli(['build', dir], { home, env: { PATH: bin } });
       assert.equal(result.code, 1);
       assert.match(result.stderr, new RegExp(`needs \`${tool}\`, which is not on PATH[\\s\\S]*→ Install`));
     }
