@@ -153,28 +153,39 @@ export interface ImageContent {
 }
 
 /** Reads the module and runtime config out of a stored image, whichever variant it is. */
-export async function readImageContent(store: LocalStore, image: StoredImage): Promise<ImageContent> {
-  const manifest = image.manifest;
+export function readImageContent(store: LocalStore, image: StoredImage): Promise<ImageContent> {
+  return readImageContentFrom(image.manifest, (digest, maxBytes) => store.readBlob(digest, maxBytes), (why) => badImage(image.refName, why, 'Remove it with `wasm-filter rm` and build or pull it again.'));
+}
+
+/**
+ * The same, from any source of blobs (the store, or blobs just downloaded and not yet stored).
+ * `bad` makes the error for content that is not a wasm filter image.
+ */
+export async function readImageContentFrom(
+  manifest: ImageManifest,
+  readBlob: (digest: Digest, maxBytes?: number) => Promise<Buffer>,
+  bad: (why: string) => UserError,
+): Promise<ImageContent> {
   const variant = imageVariant(manifest);
   let wasm: Buffer | undefined;
   let runtimeConfig: RuntimeConfig | undefined;
   if (variant === 'oci') {
     const wasmLayer = manifest.layers.find((l) => l.mediaType === MediaType.wasmLayer);
-    if (!wasmLayer) throw badImage(image, `it has no ${MediaType.wasmLayer} layer`);
-    wasm = await store.readBlob(wasmLayer.digest as Digest);
-    runtimeConfig = parseRuntimeConfig(await store.readBlob(manifest.config.digest as Digest, 1024 * 1024));
+    if (!wasmLayer) throw bad(`it has no ${MediaType.wasmLayer} layer`);
+    wasm = await readBlob(wasmLayer.digest as Digest);
+    runtimeConfig = parseRuntimeConfig(await readBlob(manifest.config.digest as Digest, 1024 * 1024));
   } else {
     const layer = manifest.layers.at(-1);
-    if (!layer) throw badImage(image, 'it has no layers');
+    if (!layer) throw bad('it has no layers');
     let files: Map<string, Buffer>;
     try {
-      files = await readTar(gunzipSync(await store.readBlob(layer.digest as Digest)));
+      files = await readTar(gunzipSync(await readBlob(layer.digest as Digest)));
     } catch (err) {
       if (err instanceof UserError) throw err;
-      throw badImage(image, `its last layer is not a tar+gzip archive (${(err as Error).message})`);
+      throw bad(`its last layer is not a tar+gzip archive (${(err as Error).message})`);
     }
     wasm = files.get(COMPAT_WASM_FILE) ?? [...files.entries()].find(([name]) => name.endsWith('.wasm'))?.[1];
-    if (!wasm) throw badImage(image, `its last layer holds no ${COMPAT_WASM_FILE}`);
+    if (!wasm) throw bad(`its last layer holds no ${COMPAT_WASM_FILE}`);
     const rc = files.get(RUNTIME_CONFIG_FILE);
     runtimeConfig = rc ? parseRuntimeConfig(rc) : undefined;
   }
@@ -200,6 +211,6 @@ function parseRuntimeConfig(bytes: Buffer): RuntimeConfig | undefined {
   }
 }
 
-function badImage(image: StoredImage, why: string): UserError {
-  return new UserError(`${image.refName} is not a wasm filter image: ${why}.`, 'Remove it with `wasm-filter rm` and build or pull it again.', 'E_BAD_IMAGE');
+export function badImage(name: string, why: string, hint: string): UserError {
+  return new UserError(`${name} is not a wasm filter image: ${why}.`, hint, 'E_BAD_IMAGE');
 }

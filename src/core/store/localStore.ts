@@ -244,7 +244,10 @@ export class LocalStore {
    */
   async commit(ref: ImageReference, blobs: Uint8Array[], manifestBytes: Uint8Array): Promise<StoredImage> {
     const manifest = parseManifest(manifestBytes, 'the new manifest');
-    const refName = formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag ?? 'latest' });
+    // A digest-only reference (a pull by digest) is kept as name@digest; anything else gets a tag.
+    const refName = formatReference(
+      !ref.tag && ref.digest ? { registry: ref.registry, repository: ref.repository, digest: ref.digest } : { registry: ref.registry, repository: ref.repository, tag: ref.tag ?? 'latest' },
+    );
     return this.withLock(async () => {
       const index = await this.readIndex();
       for (const blob of blobs) await this.writeBlob(blob);
