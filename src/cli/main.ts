@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import {
   BuildFailedError,
+  DEFAULT_REGISTRY,
   IMAGE_VARIANTS,
   LANGUAGES,
   LocalStore,
@@ -31,6 +32,7 @@ import {
   type PlatformName,
 } from '../core';
 import { askInitQuestions } from './prompts';
+import { addRegistryCommands, listPublishedCommand } from './registryCommands';
 import { Output } from './output';
 
 declare const PACKAGE_VERSION: string;
@@ -154,11 +156,21 @@ export function createProgram(out = new Output()): Command {
   program
     .command('list')
     .alias('ls')
-    .description('list the images in the local store: NAME TAG SIZE SHA UPDATED')
+    .description('list the images in the local store, or with --published those in a registry: NAME TAG SIZE SHA UPDATED')
     .option('-w, --wide', 'full digests and exact sizes')
     .option('--json', 'print JSON')
+    .option('--published', 'list the images in a registry instead of the local store')
+    .option('--search <query>', 'with --published: only repositories whose name contains this (implies --published)')
+    .option('-s, --server <registry>', `with --published: the registry (default ${DEFAULT_REGISTRY})`)
+    .addOption(new Option('--api <api>', 'how to search: catalog (OCI /v2/_catalog) or harbor (WebAssembly Hub)').choices(['catalog', 'harbor']))
+    .option('--plain-http', 'with --published: use HTTP, not HTTPS')
+    .option('--insecure', "with --published: accept a self-signed TLS certificate")
     .addOption(storeOption())
     .action(async (opts) => {
+      if (opts.published || opts.search || opts.server) {
+        await listPublishedCommand(out, opts, interruptSignal());
+        return;
+      }
       const store = await openStore(opts);
       const summaries = await summarizeStore(store);
       if (opts.json) {
@@ -242,6 +254,7 @@ export function createProgram(out = new Output()): Command {
       out.line(await disassembleModule(bytes));
     });
 
+  addRegistryCommands(program, out, { interruptSignal, openStore, storeOption });
   return program;
 }
 

@@ -1,5 +1,6 @@
 // The core library: plain Node, no `vscode`. The CLI and the extension are thin adapters over it.
 export * from './errors';
+export * from './home';
 export * from './digest';
 export * from './reference';
 export * from './mediaTypes';
@@ -16,3 +17,11 @@ export * from './scaffold/scaffold';
 export * from './build/diagnostics';
 export * from './build/build';
 export * from './imageSummary';
+export * from './registry/http';
+export * from './registry/challenge';
+export * from './registry/credentials';
+export * from './registry/registryErrors';
+export * from './registry/registryClient';
+export * from './registry/transfer';
+export * from './registry/published';
+export * from './registry/access';

@@ -136,6 +136,11 @@ export class RegistryAuth {
     };
   }
 
+  /** Whether the registry has asked for authorization (Basic or Bearer) so far. */
+  get challenged(): boolean {
+    return this.scheme !== 'none';
+  }
+
   get hasCredential(): boolean {
     return !!this.credential;
   }

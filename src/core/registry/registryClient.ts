@@ -39,6 +39,9 @@ export interface Manifest {
 export const MANIFEST_ACCEPT = [MediaType.ociManifest, MediaType.dockerManifest, MediaType.ociIndex, 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ');
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/** An upload session that cannot be finished correctly; the blob is uploaded again in a new one. */
+const RESTART_UPLOAD = 'E_RESTART_UPLOAD';
+
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|[^:]+\.localhost)(:\d+)?$/;
 
 /** Where the registry's API lives: Docker Hub's name differs from its API host. */
@@ -99,7 +102,8 @@ export class RegistryClient {
     context: { mediaType?: string; retry?: boolean } = {},
   ): Promise<HttpResponse> {
     const retry = context.retry ?? true;
-    let answeredChallenge = false;
+    // One 401 teaches the scheme; a second may refuse a token that expired early. A third is final.
+    let challenges = 0;
     for (let attempt = 1; ; attempt++) {
       if (this.options.signal?.aborted) throw new CancelledError(op.action);
       const authorization = await this.auth.header(scopes);
@@ -126,8 +130,8 @@ export class RegistryClient {
         throw err;
       }
       if (expect.includes(response.status)) return response;
-      if (response.status === 401 && !answeredChallenge) {
-        answeredChallenge = true;
+      if (response.status === 401 && challenges < 2) {
+        challenges++;
         if (await this.auth.onUnauthorized(response, scopes, authorization)) {
           attempt--;
           continue;
@@ -168,12 +172,14 @@ export class RegistryClient {
     await this.send({ registry: this.registry, action: 'checking the registry' }, { method: 'GET', url: this.url('/v2/') }, [], [200]);
   }
 
-  /** Logs in: proves the credentials work by getting through the registry's challenge. */
-  async checkLogin(): Promise<void> {
+  /**
+   * Logs in: proves the credentials by getting through the registry's challenge at `/v2/` (a token
+   * registry checks them at its token service). Says whether the registry asked for credentials at all.
+   */
+  async checkLogin(): Promise<{ challenged: boolean }> {
     const op = { registry: this.registry, action: 'logging in' };
-    // A token registry answers /v2/ anonymously after a token without scope; credentials are checked at the token service.
     await this.send(op, { method: 'GET', url: this.url('/v2/') }, [], [200]);
-    if (!this.auth.hasCredential) await this.auth.loadCredential();
+    return { challenged: this.auth.challenged };
   }
 
   async blobExists(repository: string, digest: Digest): Promise<boolean> {
@@ -248,7 +254,8 @@ export class RegistryClient {
         else await this.uploadMonolithic(repository, digest, data, options.onProgress);
         return 'uploaded';
       } catch (err) {
-        if (err instanceof RegistryError && err.code === 'E_REGISTRY_UNREACHABLE' && attempt < this.attempts && !this.options.signal?.aborted) {
+        const restartable = err instanceof RegistryError && (err.code === 'E_REGISTRY_UNREACHABLE' || err.code === RESTART_UPLOAD);
+        if (restartable && attempt < this.attempts && !this.options.signal?.aborted) {
           await this.pause(attempt);
           continue;
         }
@@ -318,7 +325,16 @@ export class RegistryClient {
     }
     const finish = new URL(url.href);
     finish.searchParams.set('digest', digest);
-    await this.send(op, { method: 'PUT', url: finish, headers: { 'content-type': 'application/octet-stream' } }, [pushScope(repository)], [201]);
+    try {
+      await this.send(op, { method: 'PUT', url: finish, headers: { 'content-type': 'application/octet-stream' } }, [pushScope(repository)], [201]);
+    } catch (err) {
+      // The registry checks the digest, so a resume that went wrong is caught here: start over, not fail.
+      if (resumes > 0 && err instanceof RegistryError && err.code === 'E_DIGEST_INVALID') {
+        await this.cancelUpload(repository, url.href);
+        throw new RegistryError(err.message, err.hint, RESTART_UPLOAD, err.operation, err.status);
+      }
+      throw err;
+    }
   }
 
   /** `GET <upload URL>`: how many bytes the registry holds of an upload session, from its `Range` header. */
@@ -329,7 +345,10 @@ export class RegistryClient {
       if (r.status === 404) return undefined;
       const range = headerValue(r.headers, 'range');
       const m = range ? /^(?:bytes=)?0-(\d+)$/.exec(range) : undefined;
-      return { url: new URL(headerValue(r.headers, 'location') ?? url.href, this.base), nextOffset: m ? Number(m[1]) + 1 : 0 };
+      // "0-0" means nothing as well as one byte (distribution writes both so); taking it as nothing is
+      // safe, because a wrong guess fails the digest check at the end and the upload starts over.
+      const last = m ? Number(m[1]) : 0;
+      return { url: new URL(headerValue(r.headers, 'location') ?? url.href, this.base), nextOffset: last === 0 ? 0 : last + 1 };
     } catch {
       return undefined;
     }

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { digestHex, isDigest, sha256Digest, type Digest } from '../digest';
 import { UserError } from '../errors';
+import { resolveHome } from '../home';
 import { pathExists, writeFileAtomic } from '../fsAtomic';
 import { Annotation, MediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../mediaTypes';
 import { familiarReference, formatReference, parseReference, type ImageReference } from '../reference';
@@ -26,8 +26,7 @@ export interface StoreLocationOptions {
 export function resolveStoreRoot(options: StoreLocationOptions = {}): string {
   if (options.store) return path.resolve(options.store);
   const env = options.env ?? process.env;
-  const home = env.WASM_FILTER_HOME ? path.resolve(env.WASM_FILTER_HOME) : path.join(os.homedir(), '.wasm-filter');
-  return path.join(home, 'store');
+  return path.join(resolveHome(env), 'store');
 }
 
 const LAYOUT_FILE = 'oci-layout';

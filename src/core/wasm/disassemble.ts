@@ -18,7 +18,8 @@ export async function disassembleModule(bytes: Uint8Array): Promise<string> {
   const wabt = await wabtPromise;
   let module;
   try {
-    module = wabt.readWasm(bytes, {
+    // A copy: wabt reads the view's whole underlying buffer, and a Buffer is often a slice of a larger one.
+    module = wabt.readWasm(new Uint8Array(bytes), {
       readDebugNames: true,
       mutable_globals: true,
       sat_float_to_int: true,
