@@ -25,3 +25,4 @@ export * from './registry/registryClient';
 export * from './registry/transfer';
 export * from './registry/published';
 export * from './registry/access';
+export * from './concurrency';

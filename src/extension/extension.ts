@@ -4,11 +4,14 @@ import * as vscode from 'vscode';
 import { UserError } from '../core/errors';
 import { summarizeStore, type ImageSummary } from '../core/imageSummary';
 import { PROJECT_FILE, loadProject } from '../core/project/projectManifest';
-import { parseReference } from '../core/reference';
+import { formatReference, parseReference } from '../core/reference';
 import { BuildTasks, TASK_TYPE, type BuildOutcome, type BuildTaskDefinition } from './buildTask';
 import { registerCommand } from './commandRegistry';
 import { ImageItem, LocalImagesTree } from './localImagesTree';
 import { newFilter, type NewFilterArgs } from './newFilterWizard';
+import { RegistriesTree } from './registriesTree';
+import { registerRegistryCommands } from './registryCommands';
+import { RegistryService } from './registryService';
 import { StoreService } from './storeService';
 import { INSPECT_SCHEME, VirtualDocuments, WAT_SCHEME } from './virtualDocuments';
 
@@ -22,6 +25,8 @@ export interface WasmFilterStudioApi {
   readonly onDidChangeImages: vscode.Event<void>;
   /** The Local Images view's current rows (label and description), for tests and tooling. */
   localImageRows(): Promise<{ label: string; description: string }[]>;
+  /** The Registries view's rows below a path of labels (registry name, then repository), for tests and tooling. */
+  registryRows(path?: string[]): Promise<{ label: string; description: string }[]>;
 }
 
 export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi {
@@ -30,6 +35,10 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
   const tree = new LocalImagesTree(store, log);
   const view = vscode.window.createTreeView('wasmFilter.localImages', { treeDataProvider: tree, showCollapseAll: false });
   tree.attach(view);
+  const registries = new RegistryService(context.secrets);
+  const registriesTree = new RegistriesTree(registries, log);
+  const registriesView = vscode.window.createTreeView('wasmFilter.registries', { treeDataProvider: registriesTree, showCollapseAll: true });
+  registriesTree.attach(registriesView);
   const tasks = new BuildTasks(store, log);
   const documents = new VirtualDocuments(store);
   context.subscriptions.push(
@@ -38,6 +47,9 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     tree,
     view,
     tasks,
+    registries,
+    registriesTree,
+    registriesView,
     vscode.tasks.registerTaskProvider(TASK_TYPE, tasks),
     vscode.workspace.registerTextDocumentContentProvider(WAT_SCHEME, documents),
     vscode.workspace.registerTextDocumentContentProvider(INSPECT_SCHEME, documents),
@@ -205,6 +217,18 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     return doc.uri.toString();
   });
 
+  /** The image of the project open in the editor, if it has been built. */
+  const chooseProjectImage = async (): Promise<string | undefined> => {
+    const active = vscode.window.activeTextEditor?.document.uri;
+    const dir = active?.scheme === 'file' ? await findProjectAbove(active.fsPath) : undefined;
+    if (!dir) return undefined;
+    const project = await loadProject(dir);
+    const ref = parseReference(project.manifest.name);
+    const local = await store.open();
+    return (await local.resolve(formatReference(ref)).then(() => formatReference(ref), () => undefined)) ?? undefined;
+  };
+  registerRegistryCommands(command, { registries, tree: registriesTree, store, chooseImage, chooseProjectImage });
+
   context.subscriptions.push(registerBuildOnSave(build, log));
 
   return {
@@ -215,6 +239,16 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     onDidChangeImages: store.onDidChange,
     localImageRows: async () =>
       (await tree.getChildren()).map((i) => ({ label: String(typeof i.label === 'object' ? i.label.label : (i.label ?? '')), description: String(i.description ?? '') })),
+    registryRows: async (labels: string[] = []) => {
+      const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
+      let rows = await registriesTree.getChildren();
+      for (const label of labels) {
+        const parent = rows.find((r) => labelOf(r) === label);
+        if (!parent) return [];
+        rows = await registriesTree.getChildren(parent);
+      }
+      return rows.map((i) => ({ label: labelOf(i), description: String(i.description ?? '') }));
+    },
   };
 }
 
@@ -250,6 +284,12 @@ function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log:
         if (running.has(dir)) return;
         running.add(dir);
         build(dir)
+          .then(async (outcome) => {
+            // Opt-in: a good build goes straight to its registry, as it would in CI.
+            if (!outcome.result || !vscode.workspace.getConfiguration('wasmFilter').get<boolean>('build.pushOnSave', false)) return;
+            const ref = formatReference(outcome.result.reference);
+            await vscode.commands.executeCommand('wasmFilter.pushImage', ref, ref);
+          })
           .catch((err) => log.warn(`build on save: ${(err as Error).message}`))
           .finally(() => running.delete(dir));
       }, 300),

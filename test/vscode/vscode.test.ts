@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { REPO_ROOT, tempDir } from '../helpers/env';
+import { startRegistry, USERS, type StartedRegistry } from '../helpers/registry';
 import { launchBrowser, startServer, vscodeHostMissing, workbenchUrl, type RunningServer } from './codeServer';
 
 const SCREENSHOTS = path.join(REPO_ROOT, 'test-results');
@@ -16,9 +17,22 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
   const workspace = tempDir('wfs-vscode-ws-');
   const results = path.join(tempDir('wfs-vscode-results-'), 'results.json');
   let browser: Browser;
+  let registry: StartedRegistry;
 
   before(async () => {
-    server = await startServer({ dataDir: tempDir('wfs-vscode-data-'), env: { WASM_FILTER_HOME: home, WASM_FILTER_TEST_RESULTS: results } });
+    // A real registry with Basic auth for the Registries view; Docker's config is an empty one of our own.
+    registry = await startRegistry({ auth: 'htpasswd' });
+    server = await startServer({
+      dataDir: tempDir('wfs-vscode-data-'),
+      env: {
+        WASM_FILTER_HOME: home,
+        WASM_FILTER_TEST_RESULTS: results,
+        DOCKER_CONFIG: tempDir('wfs-vscode-docker-'),
+        WASM_FILTER_TEST_REGISTRY: registry.host,
+        WASM_FILTER_TEST_REGISTRY_USER: 'alice',
+        WASM_FILTER_TEST_REGISTRY_PASSWORD: USERS.alice!,
+      },
+    });
     browser = await launchBrowser();
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
@@ -26,6 +40,7 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
   after(async () => {
     await browser?.close();
     await server?.stop();
+    await registry?.stop();
   });
 
   it('extension tests pass in the real extension host', { timeout: 600_000 }, async (t) => {

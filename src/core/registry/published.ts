@@ -1,3 +1,4 @@
+import { mapLimited } from '../concurrency';
 import type { Digest } from '../digest';
 import { UserError } from '../errors';
 import { Annotation, MediaType, type ImageManifest } from '../mediaTypes';
@@ -51,20 +52,6 @@ export async function describeTag(client: RegistryClient, repository: string, ta
   };
 }
 
-/** Runs `fn` over items, a few at a time. */
-async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return results;
-}
 
 /** Repositories matching a query (a case-insensitive substring); all of them without one. */
 export async function searchRepositories(client: RegistryClient, query: string | undefined, api: SearchApi = defaultSearchApi(client.registry)): Promise<string[]> {

@@ -162,4 +162,52 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.deepEqual(images.map((i) => i.familiar), [`${PROJECT}:latest`]);
     },
   },
+  {
+    name: 'Registries view: add a registry, log in, push, browse with sizes, search, pull and delete',
+    fn: async () => {
+      const exports = await api();
+      const registry = process.env.WASM_FILTER_TEST_REGISTRY;
+      const user = process.env.WASM_FILTER_TEST_REGISTRY_USER;
+      const password = process.env.WASM_FILTER_TEST_REGISTRY_PASSWORD;
+      assert.ok(registry && user && password, 'the launcher started a registry for this test');
+      const name = 'Test Registry';
+      await vscode.commands.executeCommand('wasmFilter.addRegistry', { registry, name });
+      await until('the registry asks for a login', async () => {
+        const rows = await exports.registryRows([name]);
+        return rows.some((r) => r.label.startsWith('Not logged in')) ? rows : undefined;
+      });
+      await assert.rejects(Promise.resolve(vscode.commands.executeCommand('wasmFilter.loginRegistry', registry, { username: user, secret: 'wrong-password' })), /rejected the credentials/);
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.loginRegistry', registry, { username: user, secret: password }), true);
+      const settings = JSON.stringify(vscode.workspace.getConfiguration('wasmFilter').get('registries'));
+      assert.ok(settings.includes(registry) && !settings.includes(password), 'the registry is in settings, its password is not');
+
+      const remote = `${registry}/${user}/${PROJECT}:v1`;
+      await vscode.commands.executeCommand('wasmFilter.tagImage', `webassemblyhub.io/${PROJECT}:latest`, remote);
+      const pushed = (await vscode.commands.executeCommand('wasmFilter.pushImage', remote, remote)) as { manifestDigest: string; bytesTransferred: number };
+      assert.match(pushed.manifestDigest, /^sha256:[0-9a-f]{64}$/);
+      assert.ok(pushed.bytesTransferred > 1000);
+
+      const repos = await until('the pushed repository', async () => {
+        const rows = await exports.registryRows([name]);
+        return rows.some((r) => r.label === `${user}/${PROJECT}`) ? rows : undefined;
+      });
+      assert.ok(repos.length >= 1);
+      const [tag] = await exports.registryRows([name, `${user}/${PROJECT}`]);
+      assert.equal(tag?.label, 'v1');
+      assert.match(tag!.description, /^\d+(\.\d+)? kB · [0-9a-f]{8} · /, 'size and digest are shown');
+
+      await vscode.commands.executeCommand('wasmFilter.searchRegistry', registry, 'no-such-filter');
+      assert.deepEqual((await exports.registryRows([name])).map((r) => r.label), ['No repositories']);
+      await vscode.commands.executeCommand('wasmFilter.searchRegistry', registry, PROJECT);
+      assert.deepEqual((await exports.registryRows([name])).map((r) => r.label), [`${user}/${PROJECT}`]);
+      await vscode.commands.executeCommand('wasmFilter.clearRegistrySearch', registry);
+
+      await vscode.commands.executeCommand('wasmFilter.removeImage', remote, true);
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.pullImage', remote), remote);
+      await until('the pulled image in Local Images', async () => ((await exports.localImageRows()).some((r) => r.label === remote) ? true : undefined));
+
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.deleteRemoteImage', remote, true), true);
+      await until('the tag to be gone', async () => ((await exports.registryRows([name, `${user}/${PROJECT}`])).some((r) => r.label === 'v1') ? undefined : true));
+    },
+  },
 ];
