@@ -1,4 +1,3 @@
-import { input, select } from '@inquirer/prompts';
 import {
   LANGUAGES,
   PLATFORMS,
@@ -17,6 +16,8 @@ type InitFlags = Partial<ScaffoldChoices> & { dir: string };
 
 /** wasme asked in the terminal for what the flags left open; so does this, with the same order. */
 export async function askInitQuestions(flags: InitFlags) {
+  // Loaded on demand: the prompt library costs ~70 ms to load, which commands that ask nothing should not pay.
+  const { input, select } = await import('@inquirer/prompts');
   const language =
     flags.language ??
     (await select<Language>({

@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { password as promptPassword } from '@inquirer/prompts';
 import {
   DEFAULT_REGISTRY,
   LocalStore,
@@ -61,7 +60,7 @@ async function credentialFrom(flags: ConnectionFlags, registry: string, interact
     if (flags.password) throw new UserError('Give the password with -p or --password-stdin, not both.', undefined, 'E_USAGE');
     secret = await readStdin();
   }
-  if (!secret && interactive) secret = await promptPassword({ message: `Password for ${flags.username} at ${registry}:`, mask: '*' });
+  if (!secret && interactive) secret = await (await import('@inquirer/prompts')).password({ message: `Password for ${flags.username} at ${registry}:`, mask: '*' });
   if (!secret) throw new UserError(`No password for ${flags.username}.`, 'Pipe it into --password-stdin, or run in a terminal to be asked.', 'E_USAGE');
   return { username: flags.username, secret };
 }

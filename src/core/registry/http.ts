@@ -57,7 +57,7 @@ const agents = {
 };
 
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
-const UPLOAD_CHUNK = 256 * 1024;
+const UPLOAD_CHUNK = 1024 * 1024;
 
 export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   if (req.signal?.aborted) return Promise.reject(new CancelledError());

@@ -78,8 +78,8 @@ export class RegistryClient {
     });
     this.attempts = Math.max(1, options.attempts ?? 4);
     this.backoffMs = options.backoffMs ?? 250;
-    this.chunkThreshold = options.chunkThreshold ?? 8 * 1024 * 1024;
-    this.chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+    this.chunkThreshold = options.chunkThreshold ?? 32 * 1024 * 1024;
+    this.chunkSize = options.chunkSize ?? 16 * 1024 * 1024;
   }
 
   get scheme(): 'http' | 'https' {
