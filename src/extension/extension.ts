@@ -217,15 +217,17 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     return doc.uri.toString();
   });
 
-  /** The image of the project open in the editor, if it has been built. */
-  const chooseProjectImage = async (): Promise<string | undefined> => {
-    const active = vscode.window.activeTextEditor?.document.uri;
-    const dir = active?.scheme === 'file' ? await findProjectAbove(active.fsPath) : undefined;
+  /** The image of a project (the one of `uri`, else of the active editor), when it has been built. */
+  const chooseProjectImage = async (uri?: vscode.Uri): Promise<string | undefined> => {
+    const target = uri ?? vscode.window.activeTextEditor?.document.uri;
+    const dir = target?.scheme === 'file' ? await findProjectAbove(target.fsPath) : undefined;
     if (!dir) return undefined;
     const project = await loadProject(dir);
-    const ref = parseReference(project.manifest.name);
-    const local = await store.open();
-    return (await local.resolve(formatReference(ref)).then(() => formatReference(ref), () => undefined)) ?? undefined;
+    const ref = formatReference(parseReference(project.manifest.name));
+    const found = await (await store.open()).resolve(ref).then(() => true, () => false);
+    if (found) return ref;
+    if (uri) throw new UserError(`${project.manifest.name} has no image in the local store yet.`, 'Build it first ("Wasm Filter: Build Filter"), then push.', 'E_IMAGE_NOT_FOUND');
+    return undefined;
   };
   registerRegistryCommands(command, { registries, tree: registriesTree, store, chooseImage, chooseProjectImage });
 

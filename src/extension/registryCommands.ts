@@ -47,7 +47,7 @@ function validateHost(value: string): string | undefined {
 
 export function registerRegistryCommands(
   command: CommandFn,
-  deps: { registries: RegistryService; tree: RegistriesTree; store: StoreService; chooseImage: (arg: unknown) => Promise<string>; chooseProjectImage: () => Promise<string | undefined> },
+  deps: { registries: RegistryService; tree: RegistriesTree; store: StoreService; chooseImage: (arg: unknown) => Promise<string>; chooseProjectImage: (uri?: vscode.Uri) => Promise<string | undefined> },
 ): void {
   const { registries, tree, store } = deps;
 
@@ -179,7 +179,12 @@ export function registerRegistryCommands(
   });
 
   command('wasmFilter.pushImage', async (arg?: unknown, target?: string) => {
-    const ref = arg === undefined ? ((await deps.chooseProjectImage()) ?? (await deps.chooseImage(undefined))) : await deps.chooseImage(arg);
+    const ref =
+      arg instanceof vscode.Uri
+        ? ((await deps.chooseProjectImage(arg)) ?? (await deps.chooseImage(undefined)))
+        : arg === undefined
+          ? ((await deps.chooseProjectImage()) ?? (await deps.chooseImage(undefined)))
+          : await deps.chooseImage(arg);
     const local = await store.open();
     const image = await local.resolve(ref);
     const destination =

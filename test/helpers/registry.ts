@@ -4,6 +4,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSign, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { requireTool, tempDir } from './env';
@@ -126,7 +127,7 @@ export class TokenIssuer {
 export type RegistryAuthMode = 'none' | 'htpasswd' | 'token';
 
 /** Starts a registry and waits until it answers. Stop it with `stop()` (tests do so in `after`). */
-export async function startRegistry(options: { auth?: RegistryAuthMode } = {}): Promise<StartedRegistry> {
+export async function startRegistry(options: { auth?: RegistryAuthMode; tls?: boolean } = {}): Promise<StartedRegistry> {
   await needTool('docker-registry');
   const auth = options.auth ?? 'none';
   const dir = tempDir('registry-');
@@ -144,6 +145,15 @@ export async function startRegistry(options: { auth?: RegistryAuthMode } = {}): 
     issuer = await TokenIssuer.create(dir);
     authConfig = `auth:\n  token:\n    realm: ${issuer.realm}\n    service: ${issuer.service}\n    issuer: ${issuer.issuer}\n    rootcertbundle: ${issuer.certFile}\n`;
   }
+  let tlsConfig = '';
+  if (options.tls) {
+    // A self-signed certificate, as a private registry often has.
+    await needTool('openssl');
+    const key = path.join(dir, 'tls.key');
+    const cert = path.join(dir, 'tls.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    tlsConfig = `  tls:\n    certificate: ${cert}\n    key: ${key}\n`;
+  }
   const config = path.join(dir, 'config.yml');
   writeFileSync(
     config,
@@ -160,7 +170,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: wasm-filter-test-secret
-${authConfig}`,
+${tlsConfig}${authConfig}`,
   );
   const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -170,7 +180,7 @@ ${authConfig}`,
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${stderr}`);
     const status = await new Promise<number>((resolve) => {
-      http.get(`http://${host}/v2/`, (res) => {
+      (options.tls ? https : http).get(`${options.tls ? 'https' : 'http'}://${host}/v2/`, { rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       }).on('error', () => resolve(0));
@@ -181,7 +191,7 @@ ${authConfig}`,
   }
   return {
     host,
-    url: `http://${host}`,
+    url: `${options.tls ? 'https' : 'http'}://${host}`,
     root,
     ...(issuer ? { issuer } : {}),
     async stop() {

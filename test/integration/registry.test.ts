@@ -296,6 +296,35 @@ describe('registry: Basic auth (htpasswd)', () => {
   });
 });
 
+describe('registry: TLS with a self-signed certificate', () => {
+  let reg: StartedRegistry;
+  before(async () => {
+    reg = await startRegistry({ tls: true });
+  });
+  after(async () => reg?.stop());
+
+  it('says to use --insecure, and works with it; --plain-http against TLS is explained too', async () => {
+    const ref = `${reg.host}/tls/filter:v1`;
+    const { home } = await homeWithImage(ref);
+    const store = await LocalStore.open(path.join(home, 'store'));
+    await assert.rejects(pushImage(store, ref, { clients: clientFactory({ plainHttp: false }) }), (err: RegistryError) => {
+      assert.equal(err.code, 'E_REGISTRY_UNREACHABLE');
+      assert.match(err.message, /TLS certificate of 127\.0\.0\.1:\d+ is not trusted/);
+      assert.match(err.hint ?? '', /--insecure/);
+      return true;
+    });
+    const pushed = await pushImage(store, ref, { clients: clientFactory({ plainHttp: false, insecure: true }) });
+    assert.match(pushed.manifestDigest, /^sha256:/);
+    // Loopback hosts default to plain HTTP: the TLS registry's refusal is explained, and --insecure means TLS.
+    const puller = tempDir();
+    const plain = await runCli(['pull', ref], { home: puller });
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /HTTP 400[\s\S]*speaks HTTPS on this port[\s\S]*--insecure/);
+    const insecure = await runCli(['pull', ref, '--insecure'], { home: puller });
+    assert.equal(insecure.code, 0, insecure.stderr);
+  });
+});
+
 describe('registry: token auth', () => {
   let reg: StartedRegistry;
   before(async () => {

@@ -36,6 +36,7 @@ describe('registry endpoints', () => {
     assert.equal(registryEndpoint('docker.io').host, 'registry-1.docker.io');
     assert.equal(registryEndpoint('registry.internal:5000', true).protocol, 'http:');
     assert.equal(registryEndpoint('localhost:5000', false).protocol, 'https:');
+    assert.equal(registryEndpoint('127.0.0.1:5000', undefined, true).protocol, 'https:', '--insecure means TLS');
   });
 });
 

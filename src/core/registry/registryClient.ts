@@ -45,9 +45,10 @@ const RESTART_UPLOAD = 'E_RESTART_UPLOAD';
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|[^:]+\.localhost)(:\d+)?$/;
 
 /** Where the registry's API lives: Docker Hub's name differs from its API host. */
-export function registryEndpoint(registry: string, plainHttp?: boolean): URL {
+export function registryEndpoint(registry: string, plainHttp?: boolean, insecure?: boolean): URL {
   const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-  const scheme = plainHttp ?? LOOPBACK.test(host) ? 'http' : 'https';
+  // --insecure means "TLS, unverified", so it implies HTTPS even on loopback.
+  const scheme = (plainHttp ?? (insecure ? false : LOOPBACK.test(host))) ? 'http' : 'https';
   return new URL(`${scheme}://${host}/`);
 }
 
@@ -70,7 +71,7 @@ export class RegistryClient {
     readonly registry: string,
     private readonly options: RegistryClientOptions = {},
   ) {
-    this.base = registryEndpoint(registry, options.plainHttp);
+    this.base = registryEndpoint(registry, options.plainHttp, options.insecure);
     this.auth = new RegistryAuth(registry, options.credentials, {
       ...(options.insecure ? { insecure: true } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -95,6 +95,9 @@ export function errorForResponse(op: Operation, response: HttpResponse, context:
       );
     case 400:
     case 415:
+      if (/HTTP request to an HTTPS server/i.test(response.body.toString('utf8'))) {
+        return make('The registry speaks HTTPS on this port: drop --plain-http, and add --insecure if its certificate is self-signed.', 'E_NEEDS_TLS');
+      }
       if (codes.includes('MANIFEST_INVALID') || codes.includes('UNSUPPORTED') || status === 415) {
         return make(
           `The registry refuses this image${context.mediaType ? ` (media type ${context.mediaType})` : ''}. Registries that only take container images accept the "compat" variant: rebuild with --variant compat and push again.`,
