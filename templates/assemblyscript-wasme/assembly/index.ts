@@ -8,8 +8,21 @@ import {
   FilterHeadersStatusValues,
   stream_context,
 } from "@solo-io/proxy-runtime";
+import { get_buffer_bytes, BufferTypeValues } from "@solo-io/proxy-runtime/runtime";
 
 class AddHeaderRoot extends RootContext {
+  configuration: string = "";
+
+  // proxy-runtime 0.1.8's own onConfigure passes the configuration size where the length pointer
+  // belongs, so an empty configuration reads stale memory. Read it here the correct way.
+  onConfigure(configuration_size: u32): bool {
+    this.configuration =
+      configuration_size == 0
+        ? ""
+        : String.UTF8.decode(get_buffer_bytes(BufferTypeValues.PluginConfiguration, 0, configuration_size));
+    return true;
+  }
+
   createContext(context_id: u32): Context {
     return new AddHeader(context_id, this);
   }
@@ -21,7 +34,7 @@ class AddHeader extends Context {
   }
 
   onResponseHeaders(a: u32, end_of_stream: bool): FilterHeadersStatusValues {
-    const configuration = this.root_context.getConfiguration();
+    const configuration = changetype<AddHeaderRoot>(this.root_context).configuration;
     stream_context.headers.response.add("hello", configuration == "" ? "world!" : configuration);
     return FilterHeadersStatusValues.Continue;
   }
