@@ -21,5 +21,7 @@ await Promise.all([
   build({ ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   // The AssemblyScript compiler runs in worker threads (one realm per compiler install).
   build({ ...common, entryPoints: ['src/core/build/ascWorker.ts'], outfile: 'dist/ascWorker.js' }),
+  // Each proxy-wasm VM runs in a worker thread, so a runaway filter can be stopped.
+  build({ ...common, entryPoints: ['src/core/host/vmWorker.ts'], outfile: 'dist/vmWorker.js' }),
 ]);
 chmodSync('dist/cli.js', 0o755);

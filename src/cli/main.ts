@@ -33,6 +33,7 @@ import {
 } from '../core';
 import { askInitQuestions } from './prompts';
 import { addRegistryCommands, listPublishedCommand } from './registryCommands';
+import { addRunCommand } from './runCommand';
 import { Output } from './output';
 
 declare const PACKAGE_VERSION: string;
@@ -255,6 +256,7 @@ export function createProgram(out = new Output()): Command {
     });
 
   addRegistryCommands(program, out, { interruptSignal, openStore, storeOption });
+  addRunCommand(program, out, { openStore: () => openStore({}), interruptSignal });
   return program;
 }
 
