@@ -37,6 +37,9 @@ export function addRunCommand(program: Command, out: Output, helpers: { openStor
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port must be a port number, not "${opts.port}".`, undefined, 'E_USAGE');
       const signal = helpers.interruptSignal();
+      // A service manager stops with SIGTERM; treat it as Ctrl-C so the proxy closes cleanly.
+      const onTerm = () => process.emit('SIGINT');
+      process.once('SIGTERM', onTerm);
       const pluginConfiguration = opts.configFile ? await fs.readFile(opts.configFile, 'utf8') : (opts.config ?? '');
       const source = await resolveFilterSource(target, { store: helpers.openStore, signal, onLog: (l) => out.info(l) });
       const rootId = opts.rootId ?? source.rootId ?? 'add_header';

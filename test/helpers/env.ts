@@ -59,3 +59,40 @@ export async function requireTool(command: string): Promise<string | false> {
   if (process.env.CI) throw new Error(`${command} is not installed; .ci/run installs it (apt-get install)`);
   return false;
 }
+
+/** Starts `wasm-filter run …` and waits until it says where it listens; `stop()` interrupts it as Ctrl-C does. */
+export async function startRun(args: string[], options: { home: string; cwd?: string }): Promise<{ url: string; output: () => string; stop(): Promise<{ code: number; output: string }> }> {
+  const child = spawn(process.execPath, [CLI, 'run', ...args, '--port', '0'], {
+    cwd: options.cwd ?? options.home,
+    env: { ...process.env, WASM_FILTER_HOME: options.home, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wasm-filter run did not start:\n${output}`)), 60_000);
+    const check = () => {
+      const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`wasm-filter run exited (${code}):\n${output}`));
+    });
+  });
+  return {
+    url,
+    output: () => output,
+    stop: () =>
+      new Promise((resolve) => {
+        child.removeAllListeners('exit');
+        child.on('exit', (code) => resolve({ code: code ?? -1, output }));
+        child.kill('SIGINT');
+      }),
+  };
+}

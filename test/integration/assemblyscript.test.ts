@@ -7,7 +7,7 @@ import { before, describe, it } from 'node:test';
 import { buildProject } from '../../src/core/build/build';
 import { CancelledError } from '../../src/core/errors';
 import { LocalStore } from '../../src/core/store/localStore';
-import { requireTool, runCli, snapshotTree, tempDir } from '../helpers/env';
+import { requireTool, runCli, snapshotTree, startRun, tempDir } from '../helpers/env';
 
 /** Both AssemblyScript flavours, scaffolded and installed once for the whole file (npm install is slow). */
 const flavours = [
@@ -53,6 +53,28 @@ describe('AssemblyScript filters, end to end with the real compilers', () => {
       assert.equal(tag, 'v1');
       assert.match(`${size} ${unit}`, /^\d+(\.\d+)? kB$/);
       assert.equal(sha, result.wasmDigest.slice(7, 15), 'SHA is the wasm layer digest');
+    });
+  }
+
+  for (const f of flavours) {
+    it(`${f.sdk}: the tutorial check without a cluster: wasm-filter run answers with hello: world!, and with --config`, async () => {
+      const dir = projects.get(f.sdk)!;
+      for (const [args, expected] of [
+        [[], 'world!'],
+        [['--config', 'tanjunchen20'], 'tanjunchen20'],
+      ] as const) {
+        const run = await startRun([dir, ...args], { home });
+        try {
+          const response = await fetch(`${run.url}/`);
+          assert.equal(response.status, 200);
+          assert.equal(response.headers.get('hello'), expected);
+          const echoed = JSON.parse(await response.text());
+          assert.equal(echoed.path, '/', 'the built-in echo upstream answered');
+        } finally {
+          const stopped = await run.stop();
+          assert.match(stopped.output, /Stopped\./);
+        }
+      }
     });
   }
 
