@@ -34,6 +34,7 @@ import {
 import { askInitQuestions } from './prompts';
 import { addRegistryCommands, listPublishedCommand } from './registryCommands';
 import { addRunCommand } from './runCommand';
+import { addTestCommand } from './testCommand';
 import { Output } from './output';
 
 declare const PACKAGE_VERSION: string;
@@ -257,6 +258,7 @@ export function createProgram(out = new Output()): Command {
 
   addRegistryCommands(program, out, { interruptSignal, openStore, storeOption });
   addRunCommand(program, out, { openStore: () => openStore({}), interruptSignal });
+  addTestCommand(program, out, { openStore: () => openStore({}), interruptSignal });
   return program;
 }
 
@@ -296,7 +298,8 @@ export async function main(argv = process.argv): Promise<number> {
   const program = createProgram(out);
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that found failures (e.g. `test`) sets the exit code without throwing.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;

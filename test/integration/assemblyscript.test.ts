@@ -78,6 +78,28 @@ describe('AssemblyScript filters, end to end with the real compilers', () => {
     });
   }
 
+  for (const f of flavours) {
+    it(`${f.sdk}: the template's own filter tests pass; a wrong expectation fails with TAP and JUnit`, async () => {
+      const dir = projects.get(f.sdk)!;
+      const passing = await runCli(['test', dir], { home });
+      assert.equal(passing.code, 0, passing.stdout + passing.stderr);
+      assert.match(passing.stdout, /^TAP version 13\n1\.\.3\n/);
+      assert.match(passing.stdout, /# pass 3\n# fail 0/);
+
+      const file = path.join(dir, 'wrong.test.yaml');
+      await fs.writeFile(file, 'tests:\n  - name: expects the wrong greeting\n    config: bob\n    expect:\n      headers:\n        hello: alice\n      logs: [never logged]\n');
+      const junit = path.join(dir, 'junit.xml');
+      const failing = await runCli(['test', dir, '--file', file, '--junit', junit], { home });
+      assert.equal(failing.code, 1);
+      assert.match(failing.stdout, /not ok 1 - expects the wrong greeting\n  ---\n  line: 2\n/);
+      assert.match(failing.stdout, /response header \\"hello\\" is \\"bob\\", expected \\"alice\\"/);
+      assert.match(failing.stdout, /no log line contains/);
+      const xml = await fs.readFile(junit, 'utf8');
+      assert.match(xml, /<testsuites tests="1" failures="1"/);
+      assert.match(xml, /<failure message="response header &quot;hello&quot; is &quot;bob&quot;, expected &quot;alice&quot;">/);
+    });
+  }
+
   it('skopeo reads the images straight from the store (an OCI image layout)', async (t) => {
     if (!(await requireTool('skopeo'))) return t.skip('skopeo is not installed');
     const store = path.join(home, 'store');

@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { deserializePairs, serializePairs } from '../../src/core/host/abi';
 import { FilterRuntime } from '../../src/core/host/filterRuntime';
+import { formatTap, parseFilterTests, runFilterTest } from '../../src/core/host/filterTests';
 import { capModuleMemory } from '../../src/core/host/memoryLimit';
 import { startEchoUpstream, startProxy, type RunningProxy } from '../../src/core/host/proxyServer';
 import { ProxyWasmVm, type FilterLog } from '../../src/core/host/vm';
@@ -204,5 +205,30 @@ describe('proxy-wasm host: hostile filters behind the proxy', () => {
     const statuses = await Promise.all(Array.from({ length: 40 }, one));
     agent.destroy();
     assert.ok(statuses.every((s) => s === 200));
+  });
+});
+
+describe('filter tests (declarative)', () => {
+  it('reads cases with their lines, and refuses what it does not understand', () => {
+    const text = 'tests:\n  - name: first\n    expect: { status: 200 }\n\n  - name: second\n    config: x\n    expect:\n      localReply: true\n';
+    assert.deepEqual(parseFilterTests(text).map((t) => [t.name, t.line]), [
+      ['first', 2],
+      ['second', 5],
+    ]);
+    assert.throws(() => parseFilterTests('tests:\n  - name: a\n    expct: {}\n'), /unknown key "expct"/);
+    assert.throws(() => parseFilterTests('tests:\n  - name: a\n'), /says nothing it expects/);
+    assert.throws(() => parseFilterTests('nothing: here\n'), /no "tests:" list/);
+    assert.throws(() => parseFilterTests('tests: [\n'), /not valid YAML/);
+  });
+
+  it('runs a case against a module: local replies, headers, and failures that say what differed', async () => {
+    const module = ProxyWasmVm.compile(await wat(localReplyModule('0.2.0')));
+    const [ok, wrong] = parseFilterTests(
+      'tests:\n  - name: replies with the config\n    config: teapot\n    expect: { status: 418, body: teapot, localReply: true }\n  - name: wrong\n    config: teapot\n    expect: { status: 200, localReply: false }\n',
+    );
+    assert.deepEqual(runFilterTest(module, ok!).failures, []);
+    const failed = runFilterTest(module, wrong!);
+    assert.deepEqual(failed.failures, ['status is 418, expected 200', 'the filter sent a local reply']);
+    assert.match(formatTap([failed]), /not ok 1 - wrong\n  ---\n  line: 5\n/);
   });
 });
