@@ -62,8 +62,9 @@ export async function resolveFilterSource(target: string, options: { store: () =
       options.onLog?.(`${path.relative(process.cwd(), file) || file} is not built yet; building it first`);
       await buildProject(project.dir, { store: await options.store(), ...(options.signal ? { signal: options.signal } : {}), ...(options.onLog ? { onLog: options.onLog } : {}) });
     }
+    const shown = path.relative(process.cwd(), file);
     return {
-      description: `${project.manifest.name} (${path.relative(process.cwd(), file) || file})`,
+      description: `${project.manifest.name} (${shown && !shown.startsWith('..') ? shown : file})`,
       wasm: await fs.readFile(file),
       rootId: project.manifest.rootId,
       watch: (onChange) => watchFile(file, () => fs.readFile(file), onChange),
