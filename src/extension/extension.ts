@@ -9,6 +9,8 @@ import { BuildTasks, TASK_TYPE, type BuildOutcome, type BuildTaskDefinition } fr
 import { registerCommand } from './commandRegistry';
 import { ImageItem, LocalImagesTree } from './localImagesTree';
 import { newFilter, type NewFilterArgs } from './newFilterWizard';
+import { FilterTestController } from './filterTestController';
+import { LocalRunner, type TestResponse } from './localRun';
 import { RegistriesTree } from './registriesTree';
 import { registerRegistryCommands } from './registryCommands';
 import { RegistryService } from './registryService';
@@ -27,6 +29,14 @@ export interface WasmFilterStudioApi {
   localImageRows(): Promise<{ label: string; description: string }[]>;
   /** The Registries view's rows below a path of labels (registry name, then repository), for tests and tooling. */
   registryRows(path?: string[]): Promise<{ label: string; description: string }[]>;
+  /** Runs a project in the local proxy (as "Run Filter Locally"); resolves with its address. */
+  runLocally(project: string, options?: { configuration?: string }): Promise<string>;
+  stopLocalRun(): Promise<boolean>;
+  sendTestRequest(request?: { method?: string; path?: string; body?: string; show?: boolean }): Promise<TestResponse>;
+  /** The filter test cases the Testing view shows, by file: label and 1-based line. */
+  filterTestItems(): Promise<{ file: string; cases: { label: string; line: number }[] }[]>;
+  /** Runs a filter test file as the Testing view does. */
+  runFilterTests(file: string): Promise<{ name: string; ok: boolean; failures: string[]; line: number }[]>;
 }
 
 export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi {
@@ -40,6 +50,8 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
   const registriesView = vscode.window.createTreeView('wasmFilter.registries', { treeDataProvider: registriesTree, showCollapseAll: true });
   registriesTree.attach(registriesView);
   const tasks = new BuildTasks(store, log);
+  const runner = new LocalRunner(store);
+  const filterTests = new FilterTestController(store, log);
   const documents = new VirtualDocuments(store);
   context.subscriptions.push(
     log,
@@ -48,6 +60,8 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     view,
     tasks,
     registries,
+    runner,
+    filterTests,
     registriesTree,
     registriesView,
     vscode.tasks.registerTaskProvider(TASK_TYPE, tasks),
@@ -229,6 +243,17 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     if (uri) throw new UserError(`${project.manifest.name} has no image in the local store yet.`, 'Build it first ("Wasm Filter: Build Filter"), then push.', 'E_IMAGE_NOT_FOUND');
     return undefined;
   };
+  command('wasmFilter.runLocally', async (arg?: unknown) => {
+    const options = arg && typeof arg === 'object' && !(arg instanceof vscode.Uri) ? (arg as { project?: string; configuration?: string }) : {};
+    const dir = await chooseProject(options.project ?? arg);
+    if (!vscode.workspace.isTrusted) throw new UserError('Running a filter needs a trusted workspace.', 'Trust this workspace (Manage Workspace Trust), then run again.');
+    return runner.start(dir, options.configuration !== undefined ? { configuration: options.configuration } : {});
+  });
+  command('wasmFilter.stopLocalRun', () => runner.stop());
+  command('wasmFilter.sendTestRequest', (request?: { method?: string; path?: string; body?: string; show?: boolean }) =>
+    runner.sendTestRequest(request && typeof request === 'object' ? request : {}),
+  );
+
   registerRegistryCommands(command, { registries, tree: registriesTree, store, chooseImage, chooseProjectImage });
 
   context.subscriptions.push(registerBuildOnSave(build, log));
@@ -241,6 +266,20 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     onDidChangeImages: store.onDidChange,
     localImageRows: async () =>
       (await tree.getChildren()).map((i) => ({ label: String(typeof i.label === 'object' ? i.label.label : (i.label ?? '')), description: String(i.description ?? '') })),
+    runLocally: (project, options = {}) => vscode.commands.executeCommand('wasmFilter.runLocally', { project, ...options }) as Promise<string>,
+    stopLocalRun: () => runner.stop(),
+    sendTestRequest: (request = {}) => runner.sendTestRequest(request),
+    filterTestItems: async () => {
+      await filterTests.discover();
+      const files: { file: string; cases: { label: string; line: number }[] }[] = [];
+      filterTests.controller.items.forEach((item) => {
+        const cases: { label: string; line: number }[] = [];
+        item.children.forEach((c) => cases.push({ label: c.label, line: (c.range?.start.line ?? -1) + 1 }));
+        files.push({ file: item.uri?.fsPath ?? item.id, cases });
+      });
+      return files;
+    },
+    runFilterTests: async (file) => (await filterTests.runFile(vscode.Uri.file(file))).map((r) => ({ name: r.name, ok: r.ok, failures: r.failures, line: r.line })),
     registryRows: async (labels: string[] = []) => {
       const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
       let rows = await registriesTree.getChildren();

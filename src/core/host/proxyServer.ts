@@ -72,20 +72,20 @@ function pseudo(pairs: HeaderPairs, name: string): string | undefined {
  * filter chain would: headers, body chunks (buffered only while the filter pauses), trailers; local
  * replies; HTTP callouts to named upstreams that resume a paused stream.
  */
-export async function startProxy(initial: FilterRuntime, options: ProxyOptions): Promise<RunningProxy> {
-  let runtime = initial;
+export async function startProxy(initial: FilterRuntime | undefined, options: ProxyOptions): Promise<RunningProxy> {
+  let runtime: FilterRuntime | undefined = initial;
   const upstream = new URL(options.upstream);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const event = options.onEvent ?? (() => undefined);
 
   /** Runs the callouts a callback asked for, feeding each response back, until the stream continues. */
-  async function settle(stream: FilterStream, result: CallbackResult, direction: 'request' | 'response'): Promise<CallbackResult> {
+  async function settle(filter: FilterRuntime, stream: FilterStream, result: CallbackResult, direction: 'request' | 'response'): Promise<CallbackResult> {
     let current = result;
     const queue: HttpCallRequest[] = [...current.calls];
     while (queue.length) {
       const call = queue.shift()!;
       const response = await callout(call);
-      const next = await runtime.httpCallResponse(stream, call, response);
+      const next = await filter.httpCallResponse(stream, call, response);
       queue.push(...next.calls);
       if (next.stream) current = { action: next.stream.continued[direction] ? 0 : current.action, stream: next.stream, calls: [] };
       if (next.stream?.localResponse) break;
@@ -133,17 +133,20 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
     res.end(body);
   }
 
-  async function passThrough(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
+  async function passThrough(req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer): Promise<void> {
     const up = http.request(new URL(req.url ?? '/', upstream), { method: req.method ?? 'GET', headers: { ...plainHeaders(requestPairs(req)), host: req.headers.host ?? upstream.host }, agent }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, plainHeaders(responsePairs(ur)));
       ur.pipe(res);
     });
     up.on('error', () => res.destroy());
-    up.end(body);
+    if (body) up.end(body);
+    else req.pipe(up);
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const filter = runtime;
+    // Without a filter this is the plain proxy (the baseline the benchmark compares against).
+    if (!filter) return passThrough(req, res);
     let stream: FilterStream | undefined;
     const received: Buffer[] = [];
     try {
@@ -159,7 +162,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
         destinationPort: req.socket.localPort ?? 0,
       });
       const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-      let r = await settle(stream, await filter.requestHeaders(stream, requestPairs(req), !hasBody), 'request');
+      let r = await settle(filter, stream, await filter.requestHeaders(stream, requestPairs(req), !hasBody), 'request');
       if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
       let headersReleased = r.action === 0;
       const requestHeaders = () => r.stream.requestHeaders;
@@ -187,7 +190,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
         pending = Buffer.concat([pending, chunk as Buffer]);
         // Body callbacks run once the headers are through (as in Envoy, data waits behind paused headers).
         if (!headersReleased) continue;
-        r = await settle(stream, await filter.requestBody(stream, chunk as Buffer, false), 'request');
+        r = await settle(filter, stream, await filter.requestBody(stream, chunk as Buffer, false), 'request');
         pending = Buffer.alloc(0);
         if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
         if (r.action === 0) upstreamReq!.write(Buffer.from(r.stream.requestBody));
@@ -197,7 +200,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
         openUpstream();
       }
       if (hasBody) {
-        r = await settle(stream, await filter.requestBody(stream, pending, true), 'request');
+        r = await settle(filter, stream, await filter.requestBody(stream, pending, true), 'request');
         if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
         upstreamReq!.end(Buffer.from(r.stream.requestBody));
       } else {
@@ -206,7 +209,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
 
       const ur = await upstreamResponse;
       const responseHasBody = req.method !== 'HEAD' && ur.statusCode !== 204 && ur.statusCode !== 304;
-      let rr = await settle(stream, await filter.responseHeaders(stream, responsePairs(ur), !responseHasBody), 'response');
+      let rr = await settle(filter, stream, await filter.responseHeaders(stream, responsePairs(ur), !responseHasBody), 'response');
       if (rr.stream.localResponse) {
         ur.resume();
         return sendLocal(res, rr.stream.localResponse);
@@ -221,7 +224,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
       for await (const chunk of ur) {
         held = Buffer.concat([held, chunk as Buffer]);
         if (!responseReleased) continue;
-        rr = await settle(stream, await filter.responseBody(stream, chunk as Buffer, false), 'response');
+        rr = await settle(filter, stream, await filter.responseBody(stream, chunk as Buffer, false), 'response');
         held = Buffer.alloc(0);
         if (rr.action === 0) res.write(Buffer.from(rr.stream.responseBody));
       }
@@ -230,7 +233,7 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
         writeHead();
       }
       if (responseHasBody) {
-        rr = await settle(stream, await filter.responseBody(stream, held, true), 'response');
+        rr = await settle(filter, stream, await filter.responseBody(stream, held, true), 'response');
         res.end(Buffer.from(rr.stream.responseBody));
       } else res.end();
     } catch (err) {
@@ -268,13 +271,13 @@ export async function startProxy(initial: FilterRuntime, options: ProxyOptions):
       const old = runtime;
       runtime = next;
       // Streams in flight hold their own VM; the old runtime stops once they are likely done.
-      setTimeout(() => void old.stop(), 10_000).unref();
+      if (old) setTimeout(() => void old.stop(), 10_000).unref();
     },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       agent.destroy();
-      await runtime.stop();
+      await runtime?.stop();
     },
   };
 }

@@ -210,4 +210,43 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       await until('the tag to be gone', async () => ((await exports.registryRows([name, `${user}/${PROJECT}`])).some((r) => r.label === 'v1') ? undefined : true));
     },
   },
+  {
+    name: 'Run Filter Locally answers a test request beside the editor; the Testing view lists and runs the filter tests',
+    fn: async () => {
+      const exports = await api();
+      const project = path.join(workspaceDir(), PROJECT);
+      const url = await exports.runLocally(project);
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      const response = await exports.sendTestRequest({ path: 'GET /hi' });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.hello, 'world!');
+      assert.equal(JSON.parse(response.body).path, '/hi', 'the built-in echo upstream answered');
+      await until('the response beside the editor', () => vscode.window.visibleTextEditors.find((e) => e.document.getText().includes('hello: world!')));
+      assert.equal(await exports.stopLocalRun(), true);
+      await exports.runLocally(project, { configuration: 'tanjunchen20' });
+      assert.equal((await exports.sendTestRequest({ path: 'GET /x', show: false })).headers.hello, 'tanjunchen20');
+      await exports.stopLocalRun();
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+
+      const file = path.join(project, 'filter.test.yaml');
+      const items = await exports.filterTestItems();
+      assert.deepEqual(
+        items.find((f) => f.file === file)?.cases.map((c) => c.line),
+        [5, 20, 29],
+        'one item per case, at its line',
+      );
+      assert.ok((await exports.runFilterTests(file)).every((r) => r.ok));
+      const original = await fs.readFile(file, 'utf8');
+      try {
+        await fs.writeFile(file, original + '\n  - name: a wrong expectation\n    expect:\n      status: 404\n');
+        const results = await exports.runFilterTests(file);
+        const wrong = results.find((r) => r.name === 'a wrong expectation');
+        assert.equal(wrong?.ok, false);
+        assert.deepEqual(wrong?.failures, ['status is 200, expected 404']);
+        assert.equal(wrong?.line, original.split('\n').length + 1);
+      } finally {
+        await fs.writeFile(file, original);
+      }
+    },
+  },
 ];

@@ -1,0 +1,103 @@
+// Requests per second and p50/p99 latency through the local proxy with the add-header filter (the modern
+// template, built for real) against the same proxy with no filter, in one run on loopback, with keep-alive
+// connections and with a new connection per request; and the memory one VM costs.
+// Usage: npm run bench:host [-- --seconds N]
+import autocannon from 'autocannon';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildProject } from '../src/core/build/build';
+import { FilterRuntime } from '../src/core/host/filterRuntime';
+import { startEchoUpstream, startProxy } from '../src/core/host/proxyServer';
+import { ProxyWasmVm } from '../src/core/host/vm';
+import { scaffoldProject } from '../src/core/scaffold/scaffold';
+import { LocalStore } from '../src/core/store/localStore';
+
+const secondsArg = process.argv.indexOf('--seconds');
+const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 10;
+const CONNECTIONS = 32;
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function load(url: string, keepAlive: boolean): Promise<Load> {
+  const result = await autocannon({
+    url: `${url}/bench`,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    ...(keepAlive ? {} : { headers: { connection: 'close' } }),
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
+}
+
+async function main() {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'wfs-bench-host-'));
+  const dir = path.join(root, 'add-header');
+  await scaffoldProject({ dir, language: 'assemblyscript', sdk: 'modern', platform: 'istio', platformVersion: '1.28.x', rootId: 'add_header', name: 'add-header', install: true });
+  const store = await LocalStore.open(path.join(root, 'store'));
+  const built = await buildProject(dir, { store, tag: 'add-header:bench' });
+  const wasm = await fs.readFile(built.outputFile ?? path.join(dir, 'build', 'filter.wasm'));
+
+  const echo = await startEchoUpstream();
+  const plain = await startProxy(undefined, { port: 0, upstream: echo.url });
+  const runtime = await FilterRuntime.start(wasm, { rootId: 'add_header', logLevel: 'warn' });
+  const filtered = await startProxy(runtime, { port: 0, upstream: echo.url });
+  const check = await fetch(`${filtered.url}/`);
+  if (check.headers.get('hello') !== 'world!') throw new Error('the filter is not running');
+
+  const lines: string[] = [];
+  const log = (l: string) => {
+    lines.push(l);
+    console.log(l);
+  };
+  log(`# ${new Date().toISOString()} · node ${process.version} · ${os.cpus().length} × ${os.cpus()[0]?.model.trim()} · ${CONNECTIONS} connections, ${SECONDS} s each`);
+  log('| connections | proxy, no filter | proxy + add-header | throughput kept | p50 / p99 no filter | p50 / p99 filter |');
+  log('|---|---|---|---|---|---|');
+  for (const keepAlive of [true, false]) {
+    // Warm both, then measure: baseline, filter, baseline again (the mean of the two baselines cancels drift).
+    await load(plain.url, keepAlive);
+    await load(filtered.url, keepAlive);
+    const a = await load(plain.url, keepAlive);
+    const f = await load(filtered.url, keepAlive);
+    const b = await load(plain.url, keepAlive);
+    const base = (a.rps + b.rps) / 2;
+    if (a.errors + b.errors + f.errors) log(`(errors: baseline ${a.errors + b.errors}, filter ${f.errors})`);
+    log(
+      `| ${keepAlive ? 'keep-alive' : 'new per request'} | ${base.toFixed(0)} req/s | ${f.rps.toFixed(0)} req/s | **${((f.rps / base) * 100).toFixed(1)}%** (cost ${((1 - f.rps / base) * 100).toFixed(1)}%) | ${a.p50} / ${a.p99} ms | ${f.p50} / ${f.p99} ms |`,
+    );
+  }
+
+  // Memory of one VM: many instances of the module in this process, divided.
+  const module = ProxyWasmVm.compile(wasm);
+  global.gc?.();
+  const before = process.memoryUsage();
+  const vms: ProxyWasmVm[] = [];
+  for (let i = 0; i < 100; i++) {
+    const vm = ProxyWasmVm.create(module, { rootId: 'add_header' });
+    vm.start();
+    vms.push(vm);
+  }
+  global.gc?.();
+  const after = process.memoryUsage();
+  const perVm = (after.rss - before.rss) / vms.length;
+  log(`\nMemory per VM (100 instances of the ${(wasm.length / 1000).toFixed(1)} kB module): ${(perVm / 1024 / 1024).toFixed(2)} MiB RSS, linear memory ${(vms[0]!.memoryBytes() / 1024).toFixed(0)} KiB`);
+
+  await filtered.close();
+  await plain.close();
+  await echo.close();
+  await fs.rm(root, { recursive: true, force: true });
+  return lines;
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
+
