@@ -1,8 +1,9 @@
 // Requests per second and p50/p99 latency through the local proxy with the add-header filter (the modern
 // template, built for real) against the same proxy with no filter, in one run on loopback, with keep-alive
-// connections and with a new connection per request; and the memory one VM costs.
+// connections and with a new connection per request; and the memory one VM costs. The load generator
+// (autocannon) runs in a process of its own.
 // Usage: npm run bench:host [-- --seconds N]
-import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -24,13 +25,14 @@ interface Load {
   errors: number;
 }
 
+/** autocannon in its own process, so the load generator does not share the proxy's event loop. */
 async function load(url: string, keepAlive: boolean): Promise<Load> {
-  const result = await autocannon({
-    url: `${url}/bench`,
-    connections: CONNECTIONS,
-    duration: SECONDS,
-    ...(keepAlive ? {} : { headers: { connection: 'close' } }),
-  });
+  const args = [require.resolve('autocannon/autocannon.js'), '--json', '-c', String(CONNECTIONS), '-d', String(SECONDS), ...(keepAlive ? [] : ['-H', 'connection=close']), `${url}/bench`];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await new Promise((resolve) => child.on('exit', resolve));
+  const result = JSON.parse(out) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 

@@ -127,6 +127,7 @@ class WorkerVm {
 function callbackName(op: string): string {
   const names: Record<string, string> = {
     create: 'proxy_on_context_create',
+    begin: 'proxy_on_request_headers',
     requestHeaders: 'proxy_on_request_headers',
     requestBody: 'proxy_on_request_body',
     requestTrailers: 'proxy_on_request_trailers',
@@ -144,6 +145,8 @@ function callbackName(op: string): string {
 export interface FilterStream {
   readonly id: number;
   readonly vm: WorkerVm;
+  /** Set once on_done/on_log/on_delete ran. */
+  finished: boolean;
 }
 
 /**
@@ -202,14 +205,23 @@ export class FilterRuntime {
     this.tickTimer.unref();
   }
 
+  /** Creates a stream and runs the request headers through the filter, in one message to the VM. */
+  async begin(info: StreamInfo, headers: HeaderPairs, endOfStream: boolean): Promise<{ stream: FilterStream; result: CallbackResult }> {
+    const vm = await this.currentVm();
+    const reply = await vm.call({ op: 'begin', info, headers, endOfStream });
+    const stream = { id: reply.stream!.id, vm, finished: false };
+    return { stream, result: { action: reply.action ?? 0, stream: reply.stream!, calls: reply.calls } };
+  }
+
   async createStream(info: StreamInfo): Promise<FilterStream> {
     const vm = await this.currentVm();
     const reply = await vm.call({ op: 'create', info });
-    return { id: reply.stream!.id, vm };
+    return { id: reply.stream!.id, vm, finished: false };
   }
 
   private async result(stream: FilterStream, req: Distributive<VmRequest>): Promise<CallbackResult> {
     const reply = await stream.vm.call(req);
+    if (reply.finished) stream.finished = true;
     if (reply.tickPeriodMs && !this.tickTimer) this.scheduleTick();
     return { action: reply.action ?? 0, stream: reply.stream!, calls: reply.calls };
   }
@@ -223,11 +235,12 @@ export class FilterRuntime {
   requestTrailers(s: FilterStream, trailers: HeaderPairs) {
     return this.result(s, { op: 'requestTrailers', stream: s.id, trailers });
   }
+  /** With `endOfStream`, the stream is also finished in the same message when nothing else is pending. */
   responseHeaders(s: FilterStream, headers: HeaderPairs, endOfStream: boolean) {
-    return this.result(s, { op: 'responseHeaders', stream: s.id, headers, endOfStream });
+    return this.result(s, { op: 'responseHeaders', stream: s.id, headers, endOfStream, finish: endOfStream });
   }
   responseBody(s: FilterStream, chunk: Uint8Array, endOfStream: boolean) {
-    return this.result(s, { op: 'responseBody', stream: s.id, chunk, endOfStream });
+    return this.result(s, { op: 'responseBody', stream: s.id, chunk, endOfStream, finish: endOfStream });
   }
   responseTrailers(s: FilterStream, trailers: HeaderPairs) {
     return this.result(s, { op: 'responseTrailers', stream: s.id, trailers });
@@ -237,7 +250,8 @@ export class FilterRuntime {
   }
 
   async finish(s: FilterStream): Promise<void> {
-    if (s.vm.failed) return;
+    if (s.vm.failed || s.finished) return;
+    s.finished = true;
     await s.vm.call({ op: 'finish', stream: s.id }).catch(() => undefined);
   }
 

@@ -150,19 +150,24 @@ export async function startProxy(initial: FilterRuntime | undefined, options: Pr
     let stream: FilterStream | undefined;
     const received: Buffer[] = [];
     try {
-      stream = await filter.createStream({
-        method: req.method ?? 'GET',
-        path: req.url ?? '/',
-        authority: req.headers.host ?? '',
-        scheme: 'http',
-        protocol: `HTTP/${req.httpVersion}`,
-        sourceAddress: req.socket.remoteAddress ?? '',
-        sourcePort: req.socket.remotePort ?? 0,
-        destinationAddress: req.socket.localAddress ?? '',
-        destinationPort: req.socket.localPort ?? 0,
-      });
       const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-      let r = await settle(filter, stream, await filter.requestHeaders(stream, requestPairs(req), !hasBody), 'request');
+      const begun = await filter.begin(
+        {
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
+          authority: req.headers.host ?? '',
+          scheme: 'http',
+          protocol: `HTTP/${req.httpVersion}`,
+          sourceAddress: req.socket.remoteAddress ?? '',
+          sourcePort: req.socket.remotePort ?? 0,
+          destinationAddress: req.socket.localAddress ?? '',
+          destinationPort: req.socket.localPort ?? 0,
+        },
+        requestPairs(req),
+        !hasBody,
+      );
+      stream = begun.stream;
+      let r = await settle(filter, stream, begun.result, 'request');
       if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
       let headersReleased = r.action === 0;
       const requestHeaders = () => r.stream.requestHeaders;
@@ -184,16 +189,17 @@ export async function startProxy(initial: FilterRuntime | undefined, options: Pr
       if (headersReleased) openUpstream();
 
       // Request body: chunk by chunk, buffered by the filter while it pauses.
-      let pending = Buffer.alloc(0);
+      let pending: Buffer = Buffer.alloc(0);
       for await (const chunk of req) {
         received.push(chunk as Buffer);
-        pending = Buffer.concat([pending, chunk as Buffer]);
         // Body callbacks run once the headers are through (as in Envoy, data waits behind paused headers).
-        if (!headersReleased) continue;
-        r = await settle(filter, stream, await filter.requestBody(stream, chunk as Buffer, false), 'request');
-        pending = Buffer.alloc(0);
-        if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
-        if (r.action === 0) upstreamReq!.write(Buffer.from(r.stream.requestBody));
+        // One chunk is held back so that the last one goes with end-of-stream: a round trip to the VM less.
+        if (headersReleased && pending.length) {
+          r = await settle(filter, stream, await filter.requestBody(stream, pending, false), 'request');
+          if (r.stream.localResponse) return sendLocal(res, r.stream.localResponse);
+          if (r.action === 0) upstreamReq!.write(Buffer.from(r.stream.requestBody));
+          pending = chunk as Buffer;
+        } else pending = Buffer.concat([pending, chunk as Buffer]);
       }
       if (!headersReleased) {
         headersReleased = true;
@@ -220,13 +226,13 @@ export async function startProxy(initial: FilterRuntime | undefined, options: Pr
       };
       let responseReleased = rr.action === 0;
       if (responseReleased) writeHead();
-      let held = Buffer.alloc(0);
+      let held: Buffer = Buffer.alloc(0);
       for await (const chunk of ur) {
-        held = Buffer.concat([held, chunk as Buffer]);
-        if (!responseReleased) continue;
-        rr = await settle(filter, stream, await filter.responseBody(stream, chunk as Buffer, false), 'response');
-        held = Buffer.alloc(0);
-        if (rr.action === 0) res.write(Buffer.from(rr.stream.responseBody));
+        if (responseReleased && held.length) {
+          rr = await settle(filter, stream, await filter.responseBody(stream, held, false), 'response');
+          if (rr.action === 0) res.write(Buffer.from(rr.stream.responseBody));
+          held = chunk as Buffer;
+        } else held = Buffer.concat([held, chunk as Buffer]);
       }
       if (!responseReleased) {
         responseReleased = true;

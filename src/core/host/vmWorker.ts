@@ -11,8 +11,10 @@ export interface VmWorkerData {
 
 export type VmRequest =
   | { id: number; op: 'create'; info: StreamInfo }
-  | { id: number; op: 'requestHeaders' | 'responseHeaders'; stream: number; headers: HeaderPairs; endOfStream: boolean }
-  | { id: number; op: 'requestBody' | 'responseBody'; stream: number; chunk: Uint8Array; endOfStream: boolean }
+  /** create + request headers in one message: the common start of every stream. */
+  | { id: number; op: 'begin'; info: StreamInfo; headers: HeaderPairs; endOfStream: boolean }
+  | { id: number; op: 'requestHeaders' | 'responseHeaders'; stream: number; headers: HeaderPairs; endOfStream: boolean; finish?: boolean }
+  | { id: number; op: 'requestBody' | 'responseBody'; stream: number; chunk: Uint8Array; endOfStream: boolean; finish?: boolean }
   | { id: number; op: 'requestTrailers' | 'responseTrailers'; stream: number; trailers: HeaderPairs }
   | { id: number; op: 'httpCallResponse'; call: HttpCallRequest; response?: { headers: HeaderPairs; body: Uint8Array; trailers: HeaderPairs } }
   | { id: number; op: 'finish'; stream: number }
@@ -34,6 +36,8 @@ export interface StreamSnapshot {
 
 export interface VmReply {
   id: number;
+  /** The stream was finished (on_done, on_log, on_delete) right after this callback, as asked. */
+  finished?: boolean;
   action?: number;
   stream?: StreamSnapshot;
   calls: HttpCallRequest[];
@@ -84,6 +88,10 @@ if (parentPort) {
         case 'create':
           stream = vm.createStream(req.info);
           break;
+        case 'begin':
+          stream = vm.createStream(req.info);
+          reply.action = vm.onRequestHeaders(stream, req.headers, req.endOfStream);
+          break;
         case 'requestHeaders':
         case 'responseHeaders':
           stream = vm.stream(req.stream);
@@ -120,13 +128,18 @@ if (parentPort) {
       }
       if (stream) {
         reply.stream = snapshot(stream);
+        // The last callback of a stream can finish it in the same message, unless a callout is still open.
+        if ('finish' in req && req.finish && vm.pendingCalls.length === 0 && reply.action === 0 && !stream.localResponse) {
+          vm.finishStream(stream);
+          reply.finished = true;
+        }
         // What the proxy has now taken is consumed: body bytes go out, continue flags are one-shot.
         if (reply.action === 0 && (req.op === 'requestBody' || req.op === 'requestHeaders')) stream.requestBody = Buffer.alloc(0);
         if (reply.action === 0 && (req.op === 'responseBody' || req.op === 'responseHeaders')) stream.responseBody = Buffer.alloc(0);
         stream.continued = { request: false, response: false };
       }
     } catch (err) {
-      const failure = err instanceof VmFailure ? err : new VmFailure((err as Error).message, req.op);
+      const failure = err instanceof VmFailure ? err : new VmFailure((err as Error).message, req.op === 'begin' ? 'proxy_on_request_headers' : req.op);
       reply.failure = { message: failure.message, callback: failure.callback };
     }
     reply.calls = vm ? vm.pendingCalls.splice(0) : [];
