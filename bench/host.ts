@@ -48,8 +48,11 @@ async function main() {
   const plain = await startProxy(undefined, { port: 0, upstream: echo.url });
   const runtime = await FilterRuntime.start(wasm, { rootId: 'add_header', logLevel: 'warn' });
   const filtered = await startProxy(runtime, { port: 0, upstream: echo.url });
-  const check = await fetch(`${filtered.url}/`);
-  if (check.headers.get('hello') !== 'world!') throw new Error('the filter is not running');
+  const inProcess = await startProxy(await FilterRuntime.start(wasm, { rootId: 'add_header', logLevel: 'warn', isolation: 'none' }), { port: 0, upstream: echo.url });
+  for (const p of [filtered, inProcess]) {
+    const check = await fetch(`${p.url}/`);
+    if (check.headers.get('hello') !== 'world!') throw new Error('the filter is not running');
+  }
 
   const lines: string[] = [];
   const log = (l: string) => {
@@ -57,38 +60,55 @@ async function main() {
     console.log(l);
   };
   log(`# ${new Date().toISOString()} · node ${process.version} · ${os.cpus().length} × ${os.cpus()[0]?.model.trim()} · ${CONNECTIONS} connections, ${SECONDS} s each`);
-  log('| connections | proxy, no filter | proxy + add-header | throughput kept | p50 / p99 no filter | p50 / p99 filter |');
-  log('|---|---|---|---|---|---|');
+  log('| connections | isolation | proxy, no filter | proxy + add-header | throughput kept | p50 / p99 no filter | p50 / p99 filter |');
+  log('|---|---|---|---|---|---|---|');
   for (const keepAlive of [true, false]) {
-    // Warm both, then measure: baseline, filter, baseline again (the mean of the two baselines cancels drift).
-    await load(plain.url, keepAlive);
-    await load(filtered.url, keepAlive);
-    const a = await load(plain.url, keepAlive);
-    const f = await load(filtered.url, keepAlive);
-    const b = await load(plain.url, keepAlive);
-    const base = (a.rps + b.rps) / 2;
-    if (a.errors + b.errors + f.errors) log(`(errors: baseline ${a.errors + b.errors}, filter ${f.errors})`);
-    log(
-      `| ${keepAlive ? 'keep-alive' : 'new per request'} | ${base.toFixed(0)} req/s | ${f.rps.toFixed(0)} req/s | **${((f.rps / base) * 100).toFixed(1)}%** (cost ${((1 - f.rps / base) * 100).toFixed(1)}%) | ${a.p50} / ${a.p99} ms | ${f.p50} / ${f.p99} ms |`,
-    );
+    for (const [isolation, proxy] of [
+      ['worker (default)', filtered],
+      ['none', inProcess],
+    ] as const) {
+      // Warm both, then measure: baseline, filter, baseline again (the mean of the two baselines cancels drift).
+      await load(plain.url, keepAlive);
+      await load(proxy.url, keepAlive);
+      const a = await load(plain.url, keepAlive);
+      const f = await load(proxy.url, keepAlive);
+      const b = await load(plain.url, keepAlive);
+      const base = (a.rps + b.rps) / 2;
+      if (a.errors + b.errors + f.errors) log(`(errors: baseline ${a.errors + b.errors}, filter ${f.errors})`);
+      log(
+        `| ${keepAlive ? 'keep-alive' : 'new per request'} | ${isolation} | ${base.toFixed(0)} req/s | ${f.rps.toFixed(0)} req/s | **${((f.rps / base) * 100).toFixed(1)}%** (cost ${((1 - f.rps / base) * 100).toFixed(1)}%) | ${a.p50} / ${a.p99} ms | ${f.p50} / ${f.p99} ms |`,
+      );
+    }
   }
 
-  // Memory of one VM: many instances of the module in this process, divided.
+  // Memory of one VM: many instances of the module in this process, divided; and of one isolated VM
+  // (its worker thread: a V8 isolate of its own).
   const module = ProxyWasmVm.compile(wasm);
   global.gc?.();
-  const before = process.memoryUsage();
+  const before = process.memoryUsage().rss;
   const vms: ProxyWasmVm[] = [];
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     const vm = ProxyWasmVm.create(module, { rootId: 'add_header' });
     vm.start();
+    const s = vm.createStream({ path: '/' });
+    vm.onRequestHeaders(s, [[':path', '/']], true);
+    vm.onResponseHeaders(s, [[':status', '200']], true);
+    vm.finishStream(s);
     vms.push(vm);
   }
   global.gc?.();
-  const after = process.memoryUsage();
-  const perVm = (after.rss - before.rss) / vms.length;
-  log(`\nMemory per VM (100 instances of the ${(wasm.length / 1000).toFixed(1)} kB module): ${(perVm / 1024 / 1024).toFixed(2)} MiB RSS, linear memory ${(vms[0]!.memoryBytes() / 1024).toFixed(0)} KiB`);
+  const perVm = (process.memoryUsage().rss - before) / vms.length;
+  const beforeWorkers = process.memoryUsage().rss;
+  const workers: FilterRuntime[] = [];
+  for (let i = 0; i < 10; i++) workers.push(await FilterRuntime.start(wasm, { rootId: 'add_header' }));
+  const perWorker = (process.memoryUsage().rss - beforeWorkers) / workers.length;
+  for (const w of workers) await w.stop();
+  log(
+    `\nMemory per VM (${(wasm.length / 1000).toFixed(1)} kB module, linear memory ${(vms[0]!.memoryBytes() / 1024).toFixed(0)} KiB): ${(perVm / 1024).toFixed(0)} KiB RSS in-process (200 VMs); ${(perWorker / 1024 / 1024).toFixed(1)} MiB RSS with its worker thread (10 VMs)`,
+  );
 
   await filtered.close();
+  await inProcess.close();
   await plain.close();
   await echo.close();
   await fs.rm(root, { recursive: true, force: true });

@@ -3,11 +3,17 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { HeaderPairs } from './abi';
 import type { FilterLog, HttpCallRequest, StreamInfo, VmOptions } from './vm';
-import type { StreamSnapshot, VmReply, VmRequest, VmStartReply, VmWorkerData } from './vmWorker';
+import { createVmSession, type StreamSnapshot, type VmReply, type VmRequest, type VmStartReply, type VmWorkerData } from './vmWorker';
 
 export interface RuntimeOptions extends Omit<VmOptions, 'onLog' | 'shared' | 'now'> {
-  /** The longest a single callback may run before its VM is stopped (default 1 s). */
+  /** The longest a single callback may run before its VM is stopped (default 1 s). Needs worker isolation. */
   callbackTimeoutMs?: number;
+  /**
+   * `worker` (default): each VM in a worker thread, so a runaway callback is stopped at the time limit.
+   * `none`: the VM on the calling thread: faster, still contains traps and memory limits, but an endless
+   * loop hangs the proxy. For trusted filters and benchmarks.
+   */
+  isolation?: 'worker' | 'none';
   onLog?: (log: FilterLog) => void;
 }
 
@@ -36,8 +42,59 @@ function workerScript(): string {
   return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
 }
 
+/** The common face of a VM host: in a worker, or in this thread. */
+interface VmHost {
+  failed: FilterFailedError | undefined;
+  abi: string;
+  tickPeriodMs: number;
+  call(req: Distributive<VmRequest>): Promise<VmReply>;
+  stop(): Promise<void>;
+}
+
+/** A VM on the calling thread (isolation `none`). */
+class InProcessVm implements VmHost {
+  failed: FilterFailedError | undefined;
+  abi = '';
+  tickPeriodMs = 0;
+  private nextId = 1;
+
+  private constructor(
+    private readonly session: ReturnType<typeof createVmSession>,
+    private readonly onLog: (l: FilterLog) => void,
+  ) {}
+
+  static start(wasm: Uint8Array, options: RuntimeOptions): InProcessVm {
+    const { callbackTimeoutMs: _t, isolation: _i, onLog, ...vmOptions } = options;
+    const log = onLog ?? (() => undefined);
+    const session = createVmSession({ wasm, options: vmOptions });
+    for (const l of session.started.logs) log(l);
+    if (!session.started.ok) throw new FilterFailedError(session.started.error, 'start');
+    const vm = new InProcessVm(session, log);
+    vm.abi = session.started.abi;
+    vm.tickPeriodMs = session.started.tickPeriodMs;
+    return vm;
+  }
+
+  async call(req: Distributive<VmRequest>): Promise<VmReply> {
+    if (this.failed) throw this.failed;
+    const reply = this.session.handle({ ...req, id: this.nextId++ } as VmRequest);
+    for (const l of reply.logs) this.onLog(l);
+    this.tickPeriodMs = reply.tickPeriodMs;
+    if (reply.failure) {
+      this.failed = new FilterFailedError(reply.failure.message, reply.failure.callback);
+      this.onLog({ level: 'critical', message: `${this.failed.message}; the VM was dropped and a new one will serve the next requests` });
+      throw this.failed;
+    }
+    return reply;
+  }
+
+  async stop(): Promise<void> {
+    this.failed ??= new FilterFailedError('the VM was stopped', 'stop');
+  }
+}
+
 /** One VM in its own worker thread. */
-class WorkerVm {
+class WorkerVm implements VmHost {
   private readonly pending = new Map<number, { resolve: (r: VmReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: string }>();
   private nextId = 1;
   failed: FilterFailedError | undefined;
@@ -66,7 +123,7 @@ class WorkerVm {
   }
 
   static async start(wasm: Uint8Array, options: RuntimeOptions): Promise<WorkerVm> {
-    const { callbackTimeoutMs, onLog, ...vmOptions } = options;
+    const { callbackTimeoutMs, onLog, isolation: _i, ...vmOptions } = options;
     const log = onLog ?? (() => undefined);
     const worker = new Worker(workerScript(), { workerData: { wasm, options: vmOptions } satisfies VmWorkerData });
     const started = await new Promise<VmStartReply>((resolve, reject) => {
@@ -144,7 +201,7 @@ function callbackName(op: string): string {
 /** A handle on one stream of a filter runtime. */
 export interface FilterStream {
   readonly id: number;
-  readonly vm: WorkerVm;
+  readonly vm: VmHost;
   /** Set once on_done/on_log/on_delete ran. */
   finished: boolean;
 }
@@ -154,8 +211,8 @@ export interface FilterStream {
  * Streams that were on a failed VM fail; streams after it get the new VM.
  */
 export class FilterRuntime {
-  private vm: WorkerVm | undefined;
-  private starting: Promise<WorkerVm> | undefined;
+  private vm: VmHost | undefined;
+  private starting: Promise<VmHost> | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   restarts = 0;
 
@@ -174,10 +231,12 @@ export class FilterRuntime {
     return this.vm?.abi ?? '';
   }
 
-  private async currentVm(): Promise<WorkerVm> {
+  private async currentVm(): Promise<VmHost> {
     if (this.vm && !this.vm.failed) return this.vm;
     if (this.vm?.failed) this.restarts++;
-    this.starting ??= WorkerVm.start(this.wasm, this.options).then(
+    if (this.starting) return this.starting;
+    const start: Promise<VmHost> = this.options.isolation === 'none' ? Promise.resolve().then(() => InProcessVm.start(this.wasm, this.options)) : WorkerVm.start(this.wasm, this.options);
+    this.starting = start.then(
       (vm) => {
         this.vm = vm;
         this.starting = undefined;

@@ -63,23 +63,26 @@ function snapshot(s: StreamState): StreamSnapshot {
   };
 }
 
-if (parentPort) {
-  const port = parentPort;
-  const data = workerData as VmWorkerData;
+/**
+ * One VM and the message protocol around it. The worker thread serves it over messages; the in-process
+ * host (no isolation) calls it directly.
+ */
+export function createVmSession(data: Omit<VmWorkerData, never>): { started: VmStartReply; handle(req: VmRequest): VmReply } {
   let logs: FilterLog[] = [];
+  let started: VmStartReply;
   let vm: ProxyWasmVm | undefined;
   try {
     const module = ProxyWasmVm.compile(data.wasm, data.options.maxMemoryPages);
     vm = ProxyWasmVm.create(module, { ...data.options, onLog: (l) => logs.push(l) });
     const ok = vm.start();
-    port.postMessage(ok ? { ok: true, abi: vm.abi, tickPeriodMs: vm.tickPeriodMs, logs } : { ok: false, error: logs.at(-1)?.message ?? 'the filter did not start', logs });
+    started = ok ? { ok: true, abi: vm.abi, tickPeriodMs: vm.tickPeriodMs, logs } : { ok: false, error: logs.at(-1)?.message ?? 'the filter did not start', logs };
   } catch (err) {
-    port.postMessage({ ok: false, error: (err as Error).message, logs } satisfies VmStartReply);
+    started = { ok: false, error: (err as Error).message, logs };
     vm = undefined;
   }
   logs = [];
 
-  port.on('message', (req: VmRequest) => {
+  const handle = (req: VmRequest): VmReply => {
     const reply: VmReply = { id: req.id, calls: [], logs: [], tickPeriodMs: vm?.tickPeriodMs ?? 0 };
     try {
       if (!vm) throw new VmFailure('the VM did not start', 'start');
@@ -145,6 +148,14 @@ if (parentPort) {
     reply.calls = vm ? vm.pendingCalls.splice(0) : [];
     reply.logs = logs;
     logs = [];
-    port.postMessage(reply);
-  });
+    return reply;
+  };
+  return { started, handle };
+}
+
+if (parentPort && workerData && (workerData as Partial<VmWorkerData>).wasm) {
+  const port = parentPort;
+  const session = createVmSession(workerData as VmWorkerData);
+  port.postMessage(session.started);
+  port.on('message', (req: VmRequest) => port.postMessage(session.handle(req)));
 }
