@@ -208,6 +208,42 @@ describe('proxy-wasm host: hostile filters behind the proxy', () => {
   });
 });
 
+describe('proxy-wasm host: the proxy', () => {
+  it('resumes a paused request when the HTTP callout to a named upstream answers', async () => {
+    const echo = await startEchoUpstream();
+    const auth = http.createServer((req, res) => res.end(req.url === '/check' ? 'granted' : 'wrong path'));
+    await new Promise<void>((r) => auth.listen(0, '127.0.0.1', r));
+    const authUrl = `http://127.0.0.1:${(auth.address() as { port: number }).port}`;
+    const proxy = await startProxy(await FilterRuntime.start(await wat(featuresModule())), { port: 0, upstream: echo.url, clusters: { auth: authUrl } });
+    try {
+      const r = await fetch(`${proxy.url}/orders?id=7`);
+      assert.equal(r.status, 200);
+      const seen = JSON.parse(await r.text()).headers;
+      assert.equal(seen['x-auth'], 'granted', 'the callout went to the auth upstream and its body reached the filter');
+      assert.equal(seen['x-auth-status'], '200');
+      assert.equal(seen['x-path'], '/orders?id=7');
+    } finally {
+      await proxy.close();
+      await echo.close();
+      await new Promise<void>((r) => auth.close(() => r()));
+    }
+  });
+
+  it('streams a large request body through to the upstream and back', async () => {
+    const echo = await startEchoUpstream();
+    const proxy = await startProxy(await FilterRuntime.start(await wat(hostileModule())), { port: 0, upstream: echo.url });
+    try {
+      const body = 'x'.repeat(3 * 1024 * 1024);
+      const r = await fetch(`${proxy.url}/ok`, { method: 'POST', body });
+      assert.equal(r.status, 200);
+      assert.equal(JSON.parse(await r.text()).body.length, body.length);
+    } finally {
+      await proxy.close();
+      await echo.close();
+    }
+  });
+});
+
 describe('filter tests (declarative)', () => {
   it('reads cases with their lines, and refuses what it does not understand', () => {
     const text = 'tests:\n  - name: first\n    expect: { status: 200 }\n\n  - name: second\n    config: x\n    expect:\n      localReply: true\n';
