@@ -221,28 +221,35 @@ export async function startProxy(initial: FilterRuntime | undefined, options: Pr
         ur.resume();
         return sendLocal(res, rr.stream.localResponse);
       }
-      const writeHead = () => {
+      // The head goes out with the first body bytes, so that a body that arrives whole (the usual case) is
+      // sent with a content-length in one write rather than chunked.
+      let headWritten = false;
+      const writeHead = (contentLength?: number) => {
         const h = rr.stream.responseHeaders;
-        res.writeHead(Number(pseudo(h, ':status') ?? ur.statusCode ?? 200), plainHeaders(h, ['content-length']));
+        const headers = plainHeaders(h, ['content-length']);
+        if (contentLength !== undefined) headers['content-length'] = String(contentLength);
+        res.writeHead(Number(pseudo(h, ':status') ?? ur.statusCode ?? 200), headers);
+        headWritten = true;
       };
-      let responseReleased = rr.action === 0;
-      if (responseReleased) writeHead();
+      const responseReleased = rr.action === 0;
       let held: Buffer = Buffer.alloc(0);
       for await (const chunk of ur) {
         if (responseReleased && held.length) {
           rr = await settle(filter, stream, await filter.responseBody(stream, held, false), 'response');
-          if (rr.action === 0) res.write(Buffer.from(rr.stream.responseBody));
+          if (rr.action === 0) {
+            if (!headWritten) writeHead();
+            res.write(Buffer.from(rr.stream.responseBody));
+          }
           held = chunk as Buffer;
         } else held = Buffer.concat([held, chunk as Buffer]);
       }
-      if (!responseReleased) {
-        responseReleased = true;
-        writeHead();
-      }
+      let last: Buffer = Buffer.alloc(0);
       if (responseHasBody) {
         rr = await settle(filter, stream, await filter.responseBody(stream, held, true), 'response');
-        res.end(Buffer.from(rr.stream.responseBody));
-      } else res.end();
+        last = Buffer.from(rr.stream.responseBody);
+      }
+      if (!headWritten) writeHead(responseHasBody ? last.length : undefined);
+      res.end(last);
     } catch (err) {
       if (err instanceof FilterFailedError) {
         event(`filter failed: ${err.message}`);
