@@ -185,6 +185,7 @@ function callbackName(op: string): string {
   const names: Record<string, string> = {
     create: 'proxy_on_context_create',
     begin: 'proxy_on_request_headers',
+    response: 'proxy_on_response_headers/body',
     requestHeaders: 'proxy_on_request_headers',
     requestBody: 'proxy_on_request_body',
     requestTrailers: 'proxy_on_request_trailers',
@@ -294,6 +295,11 @@ export class FilterRuntime {
   requestTrailers(s: FilterStream, trailers: HeaderPairs) {
     return this.result(s, { op: 'requestTrailers', stream: s.id, trailers });
   }
+  /** A whole response at once (headers, then body with end-of-stream, then finish): one message. */
+  response(s: FilterStream, headers: HeaderPairs, body: Uint8Array) {
+    return this.result(s, { op: 'response', stream: s.id, headers, body, finish: true });
+  }
+
   /** With `endOfStream`, the stream is also finished in the same message when nothing else is pending. */
   responseHeaders(s: FilterStream, headers: HeaderPairs, endOfStream: boolean) {
     return this.result(s, { op: 'responseHeaders', stream: s.id, headers, endOfStream, finish: endOfStream });

@@ -24,6 +24,9 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
+/** Responses up to this size (by content-length) are read whole before the filter sees them. */
+const WHOLE_RESPONSE_LIMIT = 64 * 1024;
+
 // Hop-by-hop headers are the proxy's business, not the filter's or the upstream's.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
@@ -216,6 +219,21 @@ export async function startProxy(initial: FilterRuntime | undefined, options: Pr
 
       const ur = await upstreamResponse;
       const responseHasBody = req.method !== 'HEAD' && ur.statusCode !== 204 && ur.statusCode !== 304;
+      const declared = Number(ur.headers['content-length'] ?? NaN);
+      if (responseHasBody && declared >= 0 && declared <= WHOLE_RESPONSE_LIMIT) {
+        // A small response is read whole and goes through the filter in one call to the VM (headers, then
+        // the body with end-of-stream), which is most of what a filter's cost per request is.
+        const chunks: Buffer[] = [];
+        for await (const chunk of ur) chunks.push(chunk as Buffer);
+        const whole = await filter.response(stream, responsePairs(ur), Buffer.concat(chunks));
+        const done = await settle(filter, stream, whole, 'response');
+        if (done.stream.localResponse) return sendLocal(res, done.stream.localResponse);
+        const out = Buffer.from(done.stream.responseBody);
+        const h = done.stream.responseHeaders;
+        res.writeHead(Number(pseudo(h, ':status') ?? ur.statusCode ?? 200), { ...plainHeaders(h, ['content-length']), 'content-length': String(out.length) });
+        res.end(out);
+        return;
+      }
       let rr = await settle(filter, stream, await filter.responseHeaders(stream, responsePairs(ur), !responseHasBody), 'response');
       if (rr.stream.localResponse) {
         ur.resume();

@@ -14,6 +14,8 @@ export type VmRequest =
   /** create + request headers in one message: the common start of every stream. */
   | { id: number; op: 'begin'; info: StreamInfo; headers: HeaderPairs; endOfStream: boolean }
   | { id: number; op: 'requestHeaders' | 'responseHeaders'; stream: number; headers: HeaderPairs; endOfStream: boolean; finish?: boolean }
+  /** A whole, small response in one message: headers, then the body with end-of-stream, then finish. */
+  | { id: number; op: 'response'; stream: number; headers: HeaderPairs; body: Uint8Array; finish?: boolean }
   | { id: number; op: 'requestBody' | 'responseBody'; stream: number; chunk: Uint8Array; endOfStream: boolean; finish?: boolean }
   | { id: number; op: 'requestTrailers' | 'responseTrailers'; stream: number; trailers: HeaderPairs }
   | { id: number; op: 'httpCallResponse'; call: HttpCallRequest; response?: { headers: HeaderPairs; body: Uint8Array; trailers: HeaderPairs } }
@@ -36,6 +38,8 @@ export interface StreamSnapshot {
 
 export interface VmReply {
   id: number;
+  /** For 'response': what the header callback returned (`action` is the body callback's). */
+  headersAction?: number;
   /** The stream was finished (on_done, on_log, on_delete) right after this callback, as asked. */
   finished?: boolean;
   action?: number;
@@ -91,6 +95,15 @@ export function createVmSession(data: Omit<VmWorkerData, never>): { started: VmS
         case 'create':
           stream = vm.createStream(req.info);
           break;
+        case 'response': {
+          stream = vm.stream(req.stream);
+          if (!stream) break;
+          const body = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength);
+          const headersAction = vm.onResponseHeaders(stream, req.headers, body.length === 0);
+          reply.headersAction = headersAction;
+          reply.action = !stream.localResponse && body.length > 0 ? vm.onResponseBody(stream, body, true) : headersAction;
+          break;
+        }
         case 'begin':
           stream = vm.createStream(req.info);
           reply.action = vm.onRequestHeaders(stream, req.headers, req.endOfStream);
@@ -138,7 +151,7 @@ export function createVmSession(data: Omit<VmWorkerData, never>): { started: VmS
         }
         // What the proxy has now taken is consumed: body bytes go out, continue flags are one-shot.
         if (reply.action === 0 && (req.op === 'requestBody' || req.op === 'requestHeaders')) stream.requestBody = Buffer.alloc(0);
-        if (reply.action === 0 && (req.op === 'responseBody' || req.op === 'responseHeaders')) stream.responseBody = Buffer.alloc(0);
+        if (reply.action === 0 && (req.op === 'responseBody' || req.op === 'responseHeaders' || req.op === 'response')) stream.responseBody = Buffer.alloc(0);
         stream.continued = { request: false, response: false };
       }
     } catch (err) {
