@@ -1,0 +1,323 @@
+import { UserError } from '../errors';
+import { abiSupportsIstio } from './istioVersion';
+import { Cluster, ClusterError, type KubeObject } from './cluster';
+import {
+  FILTER_ID_LABEL,
+  IMAGE_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  WORKLOAD_FILTERS_ANNOTATION,
+  annotateForCache,
+  envoyFilter,
+  filterDeployment,
+  unannotateForCache,
+  wasmPlugin,
+  type DeployMode,
+  type FilterToDeploy,
+} from './istioObjects';
+
+/** What the cluster offers, found before acting. */
+export interface ClusterCapabilities {
+  istioVersion?: string;
+  istiodDeployment?: string;
+  wasmPluginCrd: boolean;
+  envoyFilterCrd: boolean;
+  filterDeploymentCrd: boolean;
+}
+
+interface Gvr {
+  group: string;
+  version: string;
+  plural: string;
+}
+
+const GVR = {
+  wasmplugin: { group: 'extensions.istio.io', version: 'v1alpha1', plural: 'wasmplugins' },
+  envoyfilter: { group: 'networking.istio.io', version: 'v1alpha3', plural: 'envoyfilters' },
+  filterdeployment: { group: 'wasme.io', version: 'v1', plural: 'filterdeployments' },
+} satisfies Record<DeployMode, Gvr>;
+
+const CRDS: Record<DeployMode, string> = {
+  wasmplugin: 'wasmplugins.extensions.istio.io',
+  envoyfilter: 'envoyfilters.networking.istio.io',
+  filterdeployment: 'filterdeployments.wasme.io',
+};
+
+/** Istio's version: the tag of istiod's `discovery` image, also for revisioned installs (istiod-<rev>). */
+export async function detectCapabilities(cluster: Cluster, options: { istioNamespace?: string; istiodName?: string } = {}): Promise<ClusterCapabilities> {
+  const ns = options.istioNamespace ?? 'istio-system';
+  const crd = async (name: string) =>
+    !!(await cluster.find({ verb: 'get', resource: 'customresourcedefinitions', name }, () => cluster.extensions.readCustomResourceDefinition({ name })));
+  const [wasmPluginCrd, envoyFilterCrd, filterDeploymentCrd] = await Promise.all([crd(CRDS.wasmplugin), crd(CRDS.envoyfilter), crd(CRDS.filterdeployment)]);
+  let istiod = await cluster.find({ verb: 'get', resource: 'deployments', namespace: ns, name: options.istiodName ?? 'istiod' }, () =>
+    cluster.apps.readNamespacedDeployment({ name: options.istiodName ?? 'istiod', namespace: ns }),
+  );
+  if (!istiod && !options.istiodName) {
+    const revisioned = await cluster.call({ verb: 'list', resource: 'deployments', namespace: ns }, () => cluster.apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'app=istiod' }));
+    istiod = revisioned.items.sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)))[0];
+  }
+  const image = istiod?.spec?.template?.spec?.containers?.find((c) => c.name === 'discovery')?.image;
+  const tag = image?.includes(':') ? image.slice(image.lastIndexOf(':') + 1) : undefined;
+  return {
+    ...(tag ? { istioVersion: tag.replace(/^v/, '').replace(/-distroless$/, '') } : {}),
+    ...(istiod?.metadata?.name ? { istiodDeployment: `${ns}/${istiod.metadata.name}` } : {}),
+    wasmPluginCrd,
+    envoyFilterCrd,
+    filterDeploymentCrd,
+  };
+}
+
+export interface DeployOptions {
+  mode: DeployMode | 'auto';
+  dryRun?: boolean;
+  istioNamespace?: string;
+  istiodName?: string;
+  ignoreVersionCheck?: boolean;
+  abiVersions?: string[];
+}
+
+/** One change a deploy makes (or, in a dry run, would make). */
+export interface Change {
+  action: 'create' | 'update' | 'unchanged' | 'delete';
+  kind: string;
+  namespace?: string;
+  name: string;
+  object?: KubeObject;
+}
+
+export interface DeployResult {
+  mode: DeployMode;
+  capabilities: ClusterCapabilities;
+  changes: Change[];
+  workloads: string[];
+  writes: number;
+}
+
+function chooseMode(requested: DeployOptions['mode'], caps: ClusterCapabilities, cluster: Cluster): DeployMode {
+  if (requested === 'auto') {
+    if (caps.wasmPluginCrd) return 'wasmplugin';
+    if (caps.envoyFilterCrd) return 'envoyfilter';
+    throw new UserError(`${cluster.describe()} has neither the WasmPlugin nor the EnvoyFilter CRD.`, 'Install Istio in the cluster (or choose the right context), then deploy again.', 'E_NO_ISTIO');
+  }
+  const present = requested === 'wasmplugin' ? caps.wasmPluginCrd : requested === 'envoyfilter' ? caps.envoyFilterCrd : caps.filterDeploymentCrd;
+  if (!present) {
+    throw new UserError(
+      `${cluster.describe()} has no ${CRDS[requested]} CRD, so --mode ${requested} cannot work there.`,
+      requested === 'filterdeployment' ? 'Install the FilterDeployment operator (deploy/ in this project), or use --mode auto.' : 'Use --mode auto to pick what the cluster offers.',
+      'E_MISSING_CRD',
+    );
+  }
+  return requested;
+}
+
+function istioMinor(version: string | undefined): number {
+  const m = /^1\.(\d+)/.exec(version ?? '');
+  return m ? Number(m[1]) : 99;
+}
+
+interface Workload {
+  kind: 'Deployment' | 'DaemonSet' | 'StatefulSet';
+  name: string;
+  podLabels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+async function listWorkloads(cluster: Cluster, f: FilterToDeploy): Promise<Workload[]> {
+  const labelSelector = Object.entries(f.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  const params = { namespace: f.namespace, ...(labelSelector ? { labelSelector } : {}) };
+  const resource = `${f.workloadKind}s`;
+  const list = await cluster.call({ verb: 'list', resource, namespace: f.namespace }, async () =>
+    f.workloadKind === 'daemonset'
+      ? (await cluster.apps.listNamespacedDaemonSet(params)).items
+      : f.workloadKind === 'statefulset'
+        ? (await cluster.apps.listNamespacedStatefulSet(params)).items
+        : (await cluster.apps.listNamespacedDeployment(params)).items,
+  );
+  const kind = f.workloadKind === 'daemonset' ? 'DaemonSet' : f.workloadKind === 'statefulset' ? 'StatefulSet' : 'Deployment';
+  return list
+    .map((w) => ({
+      kind,
+      name: w.metadata!.name!,
+      podLabels: (w.spec?.template?.metadata?.labels ?? {}) as Record<string, string>,
+      annotations: (w.spec?.template?.metadata?.annotations ?? {}) as Record<string, string>,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name)) as Workload[];
+}
+
+async function patchWorkloadAnnotations(cluster: Cluster, f: FilterToDeploy, w: Workload, next: Record<string, string>): Promise<void> {
+  // A merge patch: keys that go are sent as null, so the template's other annotations stay as they are.
+  const annotations: Record<string, string | null> = { ...next };
+  for (const k of Object.keys(w.annotations)) if (!(k in next)) annotations[k] = null;
+  const body = { spec: { template: { metadata: { annotations } } } };
+  const op = { verb: 'patch' as const, resource: `${f.workloadKind}s`, namespace: f.namespace, name: w.name };
+  await cluster.call(op, () =>
+    w.kind === 'DaemonSet'
+      ? cluster.apps.patchNamespacedDaemonSet({ name: w.name, namespace: f.namespace, body }, cluster.mergePatch)
+      : w.kind === 'StatefulSet'
+        ? cluster.apps.patchNamespacedStatefulSet({ name: w.name, namespace: f.namespace, body }, cluster.mergePatch)
+        : cluster.apps.patchNamespacedDeployment({ name: w.name, namespace: f.namespace, body }, cluster.mergePatch),
+  );
+}
+
+function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
+  if (!a) return false;
+  return JSON.stringify(a.spec) === JSON.stringify(b.spec) && JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {});
+}
+
+/** Creates or updates one custom object; nothing is written when it already is as desired. */
+async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dryRun: boolean): Promise<Change> {
+  const name = desired.metadata!.name!;
+  const namespace = desired.metadata!.namespace!;
+  const base = { kind: desired.kind!, namespace, name, object: desired };
+  const existing = (await cluster.find({ verb: 'get', resource: gvr.plural, namespace, name }, () =>
+    cluster.custom.getNamespacedCustomObject({ ...gvr, namespace, name }),
+  )) as KubeObject | undefined;
+  if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) {
+    throw new UserError(
+      `${desired.kind} ${namespace}/${name} exists and was not made by Wasm Filter Studio; it was left alone.`,
+      'Choose another --id, or remove that object yourself if it is stale.',
+      'E_NOT_MANAGED',
+    );
+  }
+  if (sameContent(existing, desired)) return { ...base, action: 'unchanged' };
+  if (dryRun) return { ...base, action: existing ? 'update' : 'create' };
+  if (existing) {
+    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata!.resourceVersion } };
+    await cluster.call({ verb: 'update', resource: gvr.plural, namespace, name }, () => cluster.custom.replaceNamespacedCustomObject({ ...gvr, namespace, name, body }));
+    return { ...base, action: 'update' };
+  }
+  await cluster.call({ verb: 'create', resource: gvr.plural, namespace }, () => cluster.custom.createNamespacedCustomObject({ ...gvr, namespace, body: desired }));
+  return { ...base, action: 'create' };
+}
+
+/**
+ * Deploys a filter: finds what the cluster offers, checks the ABI against Istio's version, then creates or
+ * updates exactly the objects the mode needs. Idempotent: an identical second deploy writes nothing. Every
+ * check and read comes before the first write, so a refusal leaves the cluster as it was.
+ */
+export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options: DeployOptions): Promise<DeployResult> {
+  const caps = await detectCapabilities(cluster, options);
+  const mode = chooseMode(options.mode, caps, cluster);
+  if (!options.ignoreVersionCheck && caps.istioVersion && options.abiVersions?.length && !abiSupportsIstio(options.abiVersions, caps.istioVersion)) {
+    throw new UserError(
+      `The image ${f.image} (ABI ${options.abiVersions.join(', ')}) is not supported by Istio ${caps.istioVersion} on ${cluster.describe()}.`,
+      'Build with the SDK flavour for that Istio (init --sdk wasme for 1.7–1.9), or pass --ignore-version-check if you know better.',
+      'E_ABI_MISMATCH',
+    );
+  }
+  const before = cluster.requests;
+  const changes: Change[] = [];
+  let workloads: Workload[] = [];
+  let writes = 0;
+  const count = (c: Change) => {
+    changes.push(c);
+    if (!options.dryRun && c.action !== 'unchanged') writes++;
+  };
+  if (mode === 'wasmplugin') {
+    count(await ensureObject(cluster, GVR.wasmplugin, wasmPlugin(f), !!options.dryRun));
+    workloads = await listWorkloads(cluster, f);
+  } else if (mode === 'filterdeployment') {
+    count(await ensureObject(cluster, GVR.filterdeployment, filterDeployment(f, options.istioNamespace ?? 'istio-system'), !!options.dryRun));
+    workloads = await listWorkloads(cluster, f);
+  } else {
+    workloads = await listWorkloads(cluster, f);
+    if (!workloads.length) {
+      throw new UserError(
+        `No ${f.workloadKind} in namespace ${f.namespace} matches ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(all)'} on ${cluster.describe()}.`,
+        'Check the namespace (-n), the labels (-l) and the workload type (-t).',
+        'E_NO_WORKLOADS',
+      );
+    }
+    const minor = istioMinor(caps.istioVersion);
+    // Annotations first: the sidecars need the cache volume before their EnvoyFilter points into it.
+    for (const w of workloads) {
+      const next = annotateForCache(w.annotations, f.id);
+      const changed = JSON.stringify(next) !== JSON.stringify(w.annotations);
+      const change: Change = { action: changed ? 'update' : 'unchanged', kind: w.kind, namespace: f.namespace, name: w.name, object: { spec: { template: { metadata: { annotations: next } } } } };
+      if (changed && !options.dryRun) await patchWorkloadAnnotations(cluster, f, w, next);
+      count(change);
+    }
+    for (const w of workloads) count(await ensureObject(cluster, GVR.envoyfilter, envoyFilter(f, w, minor), !!options.dryRun));
+  }
+  void before;
+  return { mode, capabilities: caps, changes, workloads: workloads.map((w) => w.name), writes };
+}
+
+export interface UndeployResult {
+  changes: Change[];
+}
+
+/** Removes exactly what a deploy of `id` made in `namespace`, and restores the annotations it changed. */
+export async function undeployFilter(cluster: Cluster, options: { id: string; namespace: string; dryRun?: boolean }): Promise<UndeployResult> {
+  const changes: Change[] = [];
+  const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${FILTER_ID_LABEL}=${options.id}`;
+  for (const [mode, gvr] of Object.entries(GVR) as [DeployMode, Gvr][]) {
+    const present = await cluster.find({ verb: 'get', resource: 'customresourcedefinitions', name: CRDS[mode] }, () => cluster.extensions.readCustomResourceDefinition({ name: CRDS[mode] }));
+    if (!present) continue;
+    const list = (await cluster.call({ verb: 'list', resource: gvr.plural, namespace: options.namespace }, () =>
+      cluster.custom.listNamespacedCustomObject({ ...gvr, namespace: options.namespace, labelSelector }),
+    )) as { items: KubeObject[] };
+    for (const o of list.items) {
+      const name = o.metadata!.name!;
+      if (!options.dryRun) {
+        await cluster.call({ verb: 'delete', resource: gvr.plural, namespace: options.namespace, name }, () => cluster.custom.deleteNamespacedCustomObject({ ...gvr, namespace: options.namespace, name }));
+      }
+      changes.push({ action: 'delete', kind: o.kind ?? mode, namespace: options.namespace, name });
+    }
+  }
+  for (const kind of ['deployment', 'daemonset', 'statefulset'] as const) {
+    const workloads = await listWorkloads(cluster, { namespace: options.namespace, labels: {}, workloadKind: kind } as FilterToDeploy);
+    for (const w of workloads) {
+      const ids = (w.annotations[WORKLOAD_FILTERS_ANNOTATION] ?? '').split(',');
+      if (!ids.includes(options.id)) continue;
+      const next = unannotateForCache(w.annotations, options.id);
+      if (!options.dryRun) await patchWorkloadAnnotations(cluster, { namespace: options.namespace, workloadKind: kind } as FilterToDeploy, w, next);
+      changes.push({ action: 'update', kind: w.kind, namespace: options.namespace, name: w.name, object: { spec: { template: { metadata: { annotations: next } } } } });
+    }
+  }
+  if (!changes.length) {
+    throw new UserError(`Nothing of filter "${options.id}" is deployed in namespace ${options.namespace} on ${cluster.describe()}.`, 'List what is there with `wasm-filter deployments -n NAMESPACE`.', 'E_NOT_DEPLOYED');
+  }
+  return { changes };
+}
+
+export interface DeployedFilter {
+  id: string;
+  namespace: string;
+  mode: DeployMode;
+  image: string;
+  digest: string;
+  workloads: string[];
+  objects: string[];
+}
+
+/** The filters this tool deployed, from their labels. */
+export async function listDeployments(cluster: Cluster, options: { namespace?: string } = {}): Promise<DeployedFilter[]> {
+  const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  const found = new Map<string, DeployedFilter>();
+  for (const [mode, gvr] of Object.entries(GVR) as [DeployMode, Gvr][]) {
+    const present = await cluster.find({ verb: 'get', resource: 'customresourcedefinitions', name: CRDS[mode] }, () => cluster.extensions.readCustomResourceDefinition({ name: CRDS[mode] }));
+    if (!present) continue;
+    const list = (await cluster.call({ verb: 'list', resource: gvr.plural, ...(options.namespace ? { namespace: options.namespace } : {}) }, () =>
+      options.namespace
+        ? cluster.custom.listNamespacedCustomObject({ ...gvr, namespace: options.namespace, labelSelector })
+        : cluster.custom.listClusterCustomObject({ ...gvr, labelSelector }),
+    )) as { items: KubeObject[] };
+    for (const o of list.items) {
+      const id = o.metadata?.labels?.[FILTER_ID_LABEL] ?? o.metadata!.name!;
+      const ns = o.metadata!.namespace!;
+      const key = `${ns}/${id}`;
+      const entry = found.get(key) ?? { id, namespace: ns, mode, image: '', digest: '', workloads: [], objects: [] };
+      entry.objects.push(`${o.kind}/${o.metadata!.name}`);
+      const annotated = o.metadata?.annotations?.[IMAGE_ANNOTATION];
+      if (annotated) [entry.image, entry.digest] = annotated.split('@') as [string, string];
+      if (mode === 'envoyfilter') entry.workloads.push(String(o.metadata!.name).replace(new RegExp(`-${id}$`), ''));
+      else if (mode === 'wasmplugin' && !entry.image) entry.image = String(o.spec?.url ?? '').replace(/^oci:\/\//, '');
+      else if (mode === 'filterdeployment' && !entry.image) entry.image = o.spec?.filter?.image ?? '';
+      found.set(key, entry);
+    }
+  }
+  return [...found.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.id.localeCompare(b.id));
+}
+
+export { ClusterError };
