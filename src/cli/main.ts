@@ -35,6 +35,7 @@ import { askInitQuestions } from './prompts';
 import { addRegistryCommands, listPublishedCommand } from './registryCommands';
 import { addRunCommand } from './runCommand';
 import { addTestCommand } from './testCommand';
+import { addDeployCommands } from './deployCommands';
 import { Output } from './output';
 
 declare const PACKAGE_VERSION: string;
@@ -259,6 +260,7 @@ export function createProgram(out = new Output()): Command {
   addRegistryCommands(program, out, { interruptSignal, openStore, storeOption });
   addRunCommand(program, out, { openStore: () => openStore({}), interruptSignal });
   addTestCommand(program, out, { openStore: () => openStore({}), interruptSignal });
+  addDeployCommands(program, out, { openStore: () => openStore({}), interruptSignal });
   return program;
 }
 

@@ -102,6 +102,8 @@ export class KubeApiDouble {
   readonly logs = new Map<string, { time: Date; text: string }[]>();
   /** Fails every request when set (an unreachable or broken server is tested by stopping it instead). */
   failAll?: number;
+  /** One-shot failures by "verb plural": e.g. a 409 on "create envoyfilters" the next N times. */
+  readonly injected = new Map<string, { code: number; reason: string; times: number }>();
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
@@ -278,6 +280,11 @@ users:
     }
     const verb = method === 'GET' ? (name ? 'get' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method === 'DELETE' ? 'delete' : method.toLowerCase();
     const resourceName = sub ? `${plural}/${sub}` : plural;
+    const injected = this.injected.get(`${verb} ${plural}`);
+    if (injected && injected.times > 0) {
+      injected.times--;
+      return this.send(res, injected.code, status(injected.code, injected.reason, `injected ${injected.reason} on ${verb} ${plural}${name ? ` "${name}"` : ''}`, { name, kind: plural }));
+    }
     if (this.forbidden.has(`${verb} ${resourceName}`) || this.forbidden.has(`${verb} ${plural}`)) {
       return this.send(
         res,

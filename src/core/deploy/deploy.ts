@@ -159,13 +159,16 @@ async function patchWorkloadAnnotations(cluster: Cluster, f: FilterToDeploy, w: 
   );
 }
 
+/** A step that takes back one write, for when a later write of the same deploy fails. */
+type Undo = () => Promise<unknown>;
+
 function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (!a) return false;
   return JSON.stringify(a.spec) === JSON.stringify(b.spec) && JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {});
 }
 
 /** Creates or updates one custom object; nothing is written when it already is as desired. */
-async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dryRun: boolean): Promise<Change> {
+async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dryRun: boolean, undo?: Undo[]): Promise<Change> {
   const name = desired.metadata!.name!;
   const namespace = desired.metadata!.namespace!;
   const base = { kind: desired.kind!, namespace, name, object: desired };
@@ -183,10 +186,14 @@ async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dry
   if (dryRun) return { ...base, action: existing ? 'update' : 'create' };
   if (existing) {
     const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata!.resourceVersion } };
-    await cluster.call({ verb: 'update', resource: gvr.plural, namespace, name }, () => cluster.custom.replaceNamespacedCustomObject({ ...gvr, namespace, name, body }));
+    const updated = (await cluster.call({ verb: 'update', resource: gvr.plural, namespace, name }, () => cluster.custom.replaceNamespacedCustomObject({ ...gvr, namespace, name, body }))) as KubeObject;
+    undo?.push(() =>
+      cluster.custom.replaceNamespacedCustomObject({ ...gvr, namespace, name, body: { ...existing, metadata: { ...existing.metadata, resourceVersion: updated.metadata?.resourceVersion } } }),
+    );
     return { ...base, action: 'update' };
   }
   await cluster.call({ verb: 'create', resource: gvr.plural, namespace }, () => cluster.custom.createNamespacedCustomObject({ ...gvr, namespace, body: desired }));
+  undo?.push(() => cluster.custom.deleteNamespacedCustomObject({ ...gvr, namespace, name }));
   return { ...base, action: 'create' };
 }
 
@@ -205,41 +212,54 @@ export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options:
       'E_ABI_MISMATCH',
     );
   }
-  const before = cluster.requests;
   const changes: Change[] = [];
   let workloads: Workload[] = [];
   let writes = 0;
+  const undo: Undo[] = [];
   const count = (c: Change) => {
     changes.push(c);
     if (!options.dryRun && c.action !== 'unchanged') writes++;
   };
-  if (mode === 'wasmplugin') {
-    count(await ensureObject(cluster, GVR.wasmplugin, wasmPlugin(f), !!options.dryRun));
-    workloads = await listWorkloads(cluster, f);
-  } else if (mode === 'filterdeployment') {
-    count(await ensureObject(cluster, GVR.filterdeployment, filterDeployment(f, options.istioNamespace ?? 'istio-system'), !!options.dryRun));
-    workloads = await listWorkloads(cluster, f);
-  } else {
-    workloads = await listWorkloads(cluster, f);
-    if (!workloads.length) {
-      throw new UserError(
-        `No ${f.workloadKind} in namespace ${f.namespace} matches ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(all)'} on ${cluster.describe()}.`,
-        'Check the namespace (-n), the labels (-l) and the workload type (-t).',
-        'E_NO_WORKLOADS',
-      );
+  try {
+    if (mode === 'wasmplugin') {
+      count(await ensureObject(cluster, GVR.wasmplugin, wasmPlugin(f), !!options.dryRun, undo));
+      workloads = await listWorkloads(cluster, f);
+    } else if (mode === 'filterdeployment') {
+      count(await ensureObject(cluster, GVR.filterdeployment, filterDeployment(f, options.istioNamespace ?? 'istio-system'), !!options.dryRun, undo));
+      workloads = await listWorkloads(cluster, f);
+    } else {
+      workloads = await listWorkloads(cluster, f);
+      if (!workloads.length) {
+        throw new UserError(
+          `No ${f.workloadKind} in namespace ${f.namespace} matches ${Object.entries(f.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(all)'} on ${cluster.describe()}.`,
+          'Check the namespace (-n), the labels (-l) and the workload type (-t).',
+          'E_NO_WORKLOADS',
+        );
+      }
+      const minor = istioMinor(caps.istioVersion);
+      // Annotations first: the sidecars need the cache volume before their EnvoyFilter points into it.
+      for (const w of workloads) {
+        const next = annotateForCache(w.annotations, f.id);
+        const changed = JSON.stringify(next) !== JSON.stringify(w.annotations);
+        const change: Change = { action: changed ? 'update' : 'unchanged', kind: w.kind, namespace: f.namespace, name: w.name, object: { spec: { template: { metadata: { annotations: next } } } } };
+        if (changed && !options.dryRun) {
+          await patchWorkloadAnnotations(cluster, f, w, next);
+          undo.push(() => patchWorkloadAnnotations(cluster, f, { ...w, annotations: next }, w.annotations));
+        }
+        count(change);
+      }
+      for (const w of workloads) count(await ensureObject(cluster, GVR.envoyfilter, envoyFilter(f, w, minor), !!options.dryRun, undo));
     }
-    const minor = istioMinor(caps.istioVersion);
-    // Annotations first: the sidecars need the cache volume before their EnvoyFilter points into it.
-    for (const w of workloads) {
-      const next = annotateForCache(w.annotations, f.id);
-      const changed = JSON.stringify(next) !== JSON.stringify(w.annotations);
-      const change: Change = { action: changed ? 'update' : 'unchanged', kind: w.kind, namespace: f.namespace, name: w.name, object: { spec: { template: { metadata: { annotations: next } } } } };
-      if (changed && !options.dryRun) await patchWorkloadAnnotations(cluster, f, w, next);
-      count(change);
+  } catch (err) {
+    // A write failed half way: take back this deploy's earlier writes, newest first, so the cluster is as it was.
+    const failedUndo: string[] = [];
+    for (const step of undo.reverse()) await step().catch((e: Error) => failedUndo.push(e.message));
+    if (err instanceof UserError && undo.length) {
+      const note = failedUndo.length ? ` ${undo.length - failedUndo.length} of ${undo.length} earlier changes were taken back; the rest could not be (${failedUndo[0]}).` : ` The ${undo.length} change(s) made before it were taken back; the cluster is as it was.`;
+      throw new UserError(err.message + note, err.hint, err.code);
     }
-    for (const w of workloads) count(await ensureObject(cluster, GVR.envoyfilter, envoyFilter(f, w, minor), !!options.dryRun));
+    throw err;
   }
-  void before;
   return { mode, capabilities: caps, changes, workloads: workloads.map((w) => w.name), writes };
 }
 

@@ -1,0 +1,201 @@
+// Deploys against the Kubernetes API double, reached through a kubeconfig by the real client library.
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli, tempDir } from '../helpers/env';
+import { KubeApiDouble, seedBookinfo, type KubeObject } from '../helpers/kubeApi';
+import { filterWat, wat } from '../helpers/wasm';
+
+const IMAGE = 'webassemblyhub.io/ilackarms/add-header:v0.1';
+const WORKLOADS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
+
+async function homeWith(abi: string): Promise<{ home: string; wasmHex: string; manifestHex: string }> {
+  const home = tempDir();
+  const file = path.join(home, 'filter.wasm');
+  await fs.writeFile(file, await wat(filterWat({ abi })));
+  const built = await runCli(['build', 'precompiled', file, '-t', IMAGE, '--root-id', 'add_header', '--json'], { home });
+  assert.equal(built.code, 0, built.stderr);
+  const r = JSON.parse(built.stdout);
+  return { home, wasmHex: r.wasmDigest.slice(7), manifestHex: r.manifestDigest.slice(7) };
+}
+
+function specs(api: KubeApiDouble): string {
+  return JSON.stringify(api.list('apps/v1', 'Deployment', 'bookinfo').map((d) => [d.metadata.name, d.spec]));
+}
+
+describe('deploy istio (EnvoyFilter mode, the wasme tutorial on Istio 1.8.1)', () => {
+  let api: KubeApiDouble;
+  let kubeconfig: string;
+  let home: string;
+  let wasmHex: string;
+  before(async () => {
+    api = await new KubeApiDouble().start();
+    seedBookinfo(api, { istioVersion: '1.8.1' });
+    ({ home, wasmHex } = await homeWith('proxy_abi_version_0_2_0'));
+    kubeconfig = api.writeKubeconfig(path.join(home, 'kubeconfig'));
+  });
+  after(async () => api?.stop());
+
+  const deploy = (...extra: string[]) => runCli(['deploy', 'istio', IMAGE, '--id', 'myfilter', '-n', 'bookinfo', '--config', 'world', '--kubeconfig', kubeconfig, ...extra], { home });
+
+  it('creates six EnvoyFilters of the exact wasme shape, annotates the six Deployments, and undeploy restores them byte for byte', async () => {
+    const original = specs(api);
+    const r = await deploy();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Deployed myfilter .* as envoyfilter to 6 workload\(s\) in bookinfo .* Istio 1\.8\.1; 12 write\(s\)/);
+    const filters = api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo');
+    assert.deepEqual(filters.map((f) => f.metadata.name).sort(), WORKLOADS.map((w) => `${w}-myfilter`));
+    const reviews = filters.find((f) => f.metadata.name === 'reviews-v2-myfilter')!;
+    assert.deepEqual(reviews.spec, {
+      workloadSelector: { labels: { app: 'reviews', version: 'v2' } },
+      configPatches: [
+        {
+          applyTo: 'HTTP_FILTER',
+          match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.http_connection_manager', subFilter: { name: 'envoy.router' } } } } },
+          patch: {
+            operation: 'INSERT_BEFORE',
+            value: {
+              name: 'envoy.filters.http.wasm',
+              typedConfig: {
+                '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+                typeUrl: 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+                value: {
+                  config: {
+                    name: 'myfilter',
+                    rootId: 'add_header',
+                    configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: 'world' },
+                    vmConfig: { vmId: 'myfilter', runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: `/var/local/lib/wasme-cache/${wasmHex}` } } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    });
+    for (const d of api.list('apps/v1', 'Deployment', 'bookinfo')) {
+      const a = d.spec.template.metadata.annotations;
+      assert.equal(a['sidecar.istio.io/userVolumeMount'], '[{"mountPath":"/var/local/lib/wasme-cache","name":"cache-dir"}]', d.metadata.name);
+      assert.equal(a['sidecar.istio.io/userVolume'], '[{"name":"cache-dir","hostPath":{"path":"/var/local/lib/wasme-cache"}}]');
+    }
+    const v3 = api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v3')!.spec.template.metadata.annotations;
+    assert.equal(v3['wasme-backup.sidecar.istio.io/userVolume'], '[{"name":"extra","emptyDir":{}}]', 'the value it replaced is backed up');
+
+    const mark = api.requests.length;
+    const again = await deploy();
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(api.writesSince(mark), [], 'an identical deploy writes nothing');
+    assert.match(again.stderr, /Already deployed .*; 0 write\(s\)/);
+
+    const listed = await runCli(['deployments', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home });
+    assert.match(listed.stdout, /bookinfo\s+myfilter\s+envoyfilter\s+webassemblyhub\.io\/ilackarms\/add-header:v0\.1/);
+
+    const undeploy = await runCli(['undeploy', 'istio', '--id', 'myfilter', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home });
+    assert.equal(undeploy.code, 0, undeploy.stderr);
+    assert.equal(api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo').length, 0);
+    assert.equal(specs(api), original, 'the Deployments are exactly as before');
+  });
+
+  it('a dry run prints the objects and changes nothing', async () => {
+    const mark = api.requests.length;
+    const r = await deploy('--dry-run', '-o', 'yaml');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /# create EnvoyFilter bookinfo\/details-v1-myfilter\napiVersion: networking\.istio\.io\/v1alpha3\nkind: EnvoyFilter/);
+    assert.deepEqual(api.writesSince(mark), []);
+  });
+
+  it('RBAC 403, a conflict, a missing CRD and an ABI mismatch are explained, and the cluster is left as it was', async () => {
+    const original = specs(api);
+    api.forbidden.add('create envoyfilters');
+    const forbidden = await deploy();
+    api.forbidden.clear();
+    assert.equal(forbidden.code, 1);
+    assert.match(forbidden.stderr, /RBAC forbids you to create envoyfilters in namespace bookinfo on context "double"/);
+    assert.match(forbidden.stderr, /taken back; the cluster is as it was/);
+    assert.equal(specs(api), original);
+    assert.equal(api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo').length, 0);
+
+    api.injected.set('create envoyfilters', { code: 409, reason: 'Conflict', times: 1 });
+    const conflict = await deploy();
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.stderr, /conflicted with another change[\s\S]*run the command again/);
+    assert.equal(specs(api), original);
+
+    const missing = await deploy('--mode', 'wasmplugin');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /has no wasmplugins\.extensions\.istio\.io CRD/);
+
+    const modern = await homeWith('proxy_abi_version_0_2_1');
+    const mismatch = await runCli(['deploy', 'istio', IMAGE, '--id', 'myfilter', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home: modern.home });
+    assert.equal(mismatch.code, 1);
+    assert.match(mismatch.stderr, /is not supported by Istio 1\.8\.1/);
+    assert.equal(specs(api), original);
+  });
+
+  it('an unreachable server and a malformed kubeconfig are clear errors', async () => {
+    const dead = path.join(home, 'dead-kubeconfig');
+    await fs.writeFile(dead, (await fs.readFile(kubeconfig, 'utf8')).replace(/server: .*/, 'server: http://127.0.0.1:9'));
+    const unreachable = await runCli(['deployments', '--kubeconfig', dead], { home });
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /The cluster at context "double" \(http:\/\/127\.0\.0\.1:9\) is unreachable/);
+    const bad = path.join(home, 'bad-kubeconfig');
+    await fs.writeFile(bad, 'clusters: [ this is : not yaml');
+    const malformed = await runCli(['deployments', '--kubeconfig', bad], { home });
+    assert.equal(malformed.code, 1);
+    assert.match(malformed.stderr, /The kubeconfig .*bad-kubeconfig cannot be read/);
+  });
+
+  it("doctor turns istio-proxy's Invalid path line into a finding with what to do", async () => {
+    const pod = api.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v1'))!;
+    api.addLog('bookinfo', pod.metadata.name, 'istio-proxy', '2026-11-25T10:00:00.000Z info envoy config all good');
+    api.addLog(
+      'bookinfo',
+      pod.metadata.name,
+      'istio-proxy',
+      `[2026-11-25 10:00:01.123][19][warning][config] [external/envoy/source/common/config/grpc_subscription_impl.cc:101] gRPC config for type.googleapis.com/envoy.config.listener.v3.Listener rejected: Error adding/updating listener(s) virtualInbound: Invalid path: /var/local/lib/wasme-cache/${wasmHex}`,
+    );
+    const r = await runCli(['doctor', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, new RegExp(`error cache-race bookinfo/${pod.metadata.name} \\(istio-proxy\\) at 2026-11-25 10:00:01\\.123 filter sha256:${wasmHex}`));
+    assert.match(r.stdout, /→ The sidecar loaded the EnvoyFilter before wasme's cache/);
+  });
+});
+
+describe('deploy istio (WasmPlugin mode, a current Istio)', () => {
+  let api: KubeApiDouble;
+  let kubeconfig: string;
+  let home: string;
+  let manifestHex: string;
+  before(async () => {
+    api = await new KubeApiDouble().start();
+    seedBookinfo(api, { istioVersion: '1.28.0', wasmPlugin: true });
+    ({ home, manifestHex } = await homeWith('proxy_abi_version_0_2_1'));
+    kubeconfig = api.writeKubeconfig(path.join(home, 'kubeconfig'));
+  });
+  after(async () => api?.stop());
+
+  it('creates one WasmPlugin pinned by the manifest digest, with a handful of requests, and a second deploy writes nothing', async () => {
+    const mark = api.requests.length;
+    const r = await runCli(['deploy', 'istio', IMAGE, '--id', 'add-header', '-n', 'bookinfo', '-l', 'app=reviews', '--config', 'world', '--kubeconfig', kubeconfig], { home });
+    assert.equal(r.code, 0, r.stderr);
+    const plugins = api.list('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bookinfo') as KubeObject[];
+    assert.equal(plugins.length, 1);
+    assert.deepEqual(plugins[0]!.spec, {
+      selector: { matchLabels: { app: 'reviews' } },
+      url: `oci://${IMAGE}`,
+      sha256: manifestHex,
+      pluginName: 'add_header',
+      pluginConfig: { value: 'world' },
+      imagePullPolicy: 'IfNotPresent',
+    });
+    assert.equal(api.writesSince(mark).length, 1, 'one write: the WasmPlugin; no workload is touched');
+    assert.ok(api.requests.length - mark <= 8, `requests: ${api.requests.length - mark}`);
+    const m2 = api.requests.length;
+    assert.equal((await runCli(['deploy', 'istio', IMAGE, '--id', 'add-header', '-n', 'bookinfo', '-l', 'app=reviews', '--config', 'world', '--kubeconfig', kubeconfig], { home })).code, 0);
+    assert.deepEqual(api.writesSince(m2), []);
+    const undeploy = await runCli(['undeploy', 'istio', '--id', 'add-header', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home });
+    assert.equal(undeploy.code, 0, undeploy.stderr);
+    assert.equal(api.list('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bookinfo').length, 0);
+  });
+});
