@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Cluster, waitForCache } from '../../src/core';
 import { runCli, tempDir } from '../helpers/env';
 import { KubeApiDouble, seedBookinfo, type KubeObject } from '../helpers/kubeApi';
 import { filterWat, wat } from '../helpers/wasm';
@@ -43,7 +44,11 @@ describe('deploy istio (EnvoyFilter mode, the wasme tutorial on Istio 1.8.1)', (
     const original = specs(api);
     const r = await deploy();
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /Deployed myfilter .* as envoyfilter to 6 workload\(s\) in bookinfo .* Istio 1\.8\.1; 12 write\(s\)/);
+    assert.match(r.stderr, /Deployed myfilter .* as envoyfilter to 6 workload\(s\) in bookinfo .* Istio 1\.8\.1; 18 write\(s\)/);
+    // wasme's cache, as wasme installed it, with the image in its list.
+    assert.equal(api.get('v1', 'ConfigMap', 'wasme', 'wasme-cache')?.data.images, IMAGE);
+    const cache = api.get('apps/v1', 'DaemonSet', 'wasme', 'wasme-cache')!;
+    assert.deepEqual(cache.spec.template.spec.containers[0].args, ['cache', '--directory', '/var/local/lib/wasme-cache', '--ref-file', '/etc/wasme-cache/images.txt', '--cache-ns', 'wasme']);
     const filters = api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo');
     assert.deepEqual(filters.map((f) => f.metadata.name).sort(), WORKLOADS.map((w) => `${w}-myfilter`));
     const reviews = filters.find((f) => f.metadata.name === 'reviews-v2-myfilter')!;
@@ -159,6 +164,34 @@ describe('deploy istio (EnvoyFilter mode, the wasme tutorial on Istio 1.8.1)', (
     assert.equal(r.code, 1);
     assert.match(r.stdout, new RegExp(`error cache-race bookinfo/${pod.metadata.name} \\(istio-proxy\\) at 2026-11-25 10:00:01\\.123 filter sha256:${wasmHex}`));
     assert.match(r.stdout, /→ The sidecar loaded the EnvoyFilter before wasme's cache/);
+  });
+});
+
+describe("waiting for wasme's cache", () => {
+  it('counts one report per cache pod, so two nodes do not wait forever as they did with wasme', async () => {
+    const api = await new KubeApiDouble().start();
+    try {
+      seedBookinfo(api);
+      const home = tempDir();
+      const cluster = await Cluster.open({ kubeconfig: api.writeKubeconfig(path.join(home, 'kubeconfig')) });
+      api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'wasme' } });
+      api.put({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'wasme-cache', namespace: 'wasme' }, spec: {}, status: { numberReady: 2 } });
+      const report = (pod: string) =>
+        api.put({
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { name: `${pod}.1`, namespace: 'wasme', labels: { 'cache.wasme.io/cache_event': 'true' } },
+          involvedObject: { kind: 'Pod', name: pod, namespace: 'wasme' },
+          reason: 'ImageAdded',
+          message: `added image ${IMAGE}`,
+        });
+      report('wasme-cache-node-a');
+      await assert.rejects(waitForCache(cluster, IMAGE, 1500), /has the image on 1 of 2 nodes/);
+      report('wasme-cache-node-b');
+      assert.deepEqual(await waitForCache(cluster, IMAGE, 1500), { ready: 2, reported: 2 });
+    } finally {
+      await api.stop();
+    }
   });
 });
 

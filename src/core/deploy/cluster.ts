@@ -35,6 +35,7 @@ export class Cluster {
   readonly apps: K8s.AppsV1Api;
   readonly custom: K8s.CustomObjectsApi;
   readonly extensions: K8s.ApiextensionsV1Api;
+  readonly rbac: K8s.RbacAuthorizationV1Api;
   /** Merge-patch calls need the content type set per request. */
   readonly mergePatch: K8s.ConfigurationOptions;
   /** API requests made through this object, for benchmarks. */
@@ -50,6 +51,7 @@ export class Cluster {
     this.apps = config.makeApiClient(k8s.AppsV1Api);
     this.custom = config.makeApiClient(k8s.CustomObjectsApi);
     this.extensions = config.makeApiClient(k8s.ApiextensionsV1Api);
+    this.rbac = config.makeApiClient(k8s.RbacAuthorizationV1Api);
     this.mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
   }
 

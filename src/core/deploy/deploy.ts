@@ -8,6 +8,10 @@ import {
   MANAGED_BY_LABEL,
   WORKLOAD_FILTERS_ANNOTATION,
   annotateForCache,
+  CACHE_IMAGES_KEY,
+  CACHE_NAME,
+  CACHE_NAMESPACE,
+  wasmeCacheObjects,
   envoyFilter,
   filterDeployment,
   unannotateForCache,
@@ -74,6 +78,8 @@ export interface DeployOptions {
   istiodName?: string;
   ignoreVersionCheck?: boolean;
   abiVersions?: string[];
+  /** EnvoyFilter mode: how long to wait for wasme's cache to hold the image on every node (0: do not wait). */
+  cacheTimeoutMs?: number;
 }
 
 /** One change a deploy makes (or, in a dry run, would make). */
@@ -197,6 +203,97 @@ async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dry
   return { ...base, action: 'create' };
 }
 
+/** Reads, creates or replaces one object of wasme's cache through the typed client for its kind. */
+async function ensureCacheObject(cluster: Cluster, desired: KubeObject, image: string, dryRun: boolean, undo: Undo[]): Promise<Change> {
+  const name = desired.metadata!.name!;
+  const namespace = desired.metadata!.namespace;
+  const kind = desired.kind!;
+  const base = { kind, ...(namespace ? { namespace } : {}), name, object: desired };
+  const ns = namespace ?? '';
+  const api = {
+    Namespace: { resource: 'namespaces', read: () => cluster.core.readNamespace({ name }), create: () => cluster.core.createNamespace({ body: desired as any }), remove: () => cluster.core.deleteNamespace({ name }) },
+    ServiceAccount: {
+      resource: 'serviceaccounts',
+      read: () => cluster.core.readNamespacedServiceAccount({ name, namespace: ns }),
+      create: () => cluster.core.createNamespacedServiceAccount({ namespace: ns, body: desired as any }),
+      remove: () => cluster.core.deleteNamespacedServiceAccount({ name, namespace: ns }),
+    },
+    Role: {
+      resource: 'roles',
+      read: () => cluster.rbac.readNamespacedRole({ name, namespace: ns }),
+      create: () => cluster.rbac.createNamespacedRole({ namespace: ns, body: desired as any }),
+      remove: () => cluster.rbac.deleteNamespacedRole({ name, namespace: ns }),
+    },
+    RoleBinding: {
+      resource: 'rolebindings',
+      read: () => cluster.rbac.readNamespacedRoleBinding({ name, namespace: ns }),
+      create: () => cluster.rbac.createNamespacedRoleBinding({ namespace: ns, body: desired as any }),
+      remove: () => cluster.rbac.deleteNamespacedRoleBinding({ name, namespace: ns }),
+    },
+    ConfigMap: {
+      resource: 'configmaps',
+      read: () => cluster.core.readNamespacedConfigMap({ name, namespace: ns }),
+      create: () => cluster.core.createNamespacedConfigMap({ namespace: ns, body: desired as any }),
+      remove: () => cluster.core.deleteNamespacedConfigMap({ name, namespace: ns }),
+    },
+    DaemonSet: {
+      resource: 'daemonsets',
+      read: () => cluster.apps.readNamespacedDaemonSet({ name, namespace: ns }),
+      create: () => cluster.apps.createNamespacedDaemonSet({ namespace: ns, body: desired as any }),
+      remove: () => cluster.apps.deleteNamespacedDaemonSet({ name, namespace: ns }),
+    },
+  }[kind as 'Namespace'];
+  if (!api) throw new Error(`internal: no client for ${kind}`);
+  const existing = (await cluster.find({ verb: 'get', resource: api.resource, ...(namespace ? { namespace } : {}), name }, api.read)) as KubeObject | undefined;
+  if (!existing) {
+    if (dryRun) return { ...base, action: 'create' };
+    await cluster.call({ verb: 'create', resource: api.resource, ...(namespace ? { namespace } : {}) }, api.create);
+    undo.push(api.remove);
+    return { ...base, action: 'create' };
+  }
+  if (kind !== 'ConfigMap') return { ...base, action: 'unchanged' };
+  // The cache's image list: this image is added once, whoever installed the cache (wasme or us).
+  const images = String(existing.data?.[CACHE_IMAGES_KEY] ?? '').split('\n').filter(Boolean);
+  if (images.includes(image)) return { ...base, action: 'unchanged' };
+  const data = { ...existing.data, [CACHE_IMAGES_KEY]: [...images, image].join('\n') };
+  if (dryRun) return { ...base, action: 'update', object: { ...existing, data } };
+  await cluster.call({ verb: 'patch', resource: 'configmaps', namespace: ns, name }, () =>
+    cluster.core.patchNamespacedConfigMap({ name, namespace: ns, body: { data: { [CACHE_IMAGES_KEY]: data[CACHE_IMAGES_KEY] } } }, cluster.mergePatch),
+  );
+  undo.push(() => cluster.core.patchNamespacedConfigMap({ name, namespace: ns, body: { data: { [CACHE_IMAGES_KEY]: images.join('\n') } } }, cluster.mergePatch));
+  return { ...base, action: 'update', object: { ...existing, data } };
+}
+
+/**
+ * Waits until every ready cache pod reported the image (an ImageAdded event each). wasme keyed these
+ * events by a field that was never set, so on more than one node it always timed out; here they are
+ * counted per reporting pod.
+ */
+export async function waitForCache(cluster: Cluster, image: string, timeoutMs: number): Promise<{ ready: number; reported: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ds = await cluster.find({ verb: 'get', resource: 'daemonsets', namespace: CACHE_NAMESPACE, name: CACHE_NAME }, () =>
+      cluster.apps.readNamespacedDaemonSet({ name: CACHE_NAME, namespace: CACHE_NAMESPACE }),
+    );
+    const ready = ds?.status?.numberReady ?? 0;
+    const events = await cluster.call({ verb: 'list', resource: 'events', namespace: CACHE_NAMESPACE }, () =>
+      cluster.core.listNamespacedEvent({ namespace: CACHE_NAMESPACE, labelSelector: 'cache.wasme.io/cache_event=true' }),
+    );
+    const reporters = new Set(
+      events.items.filter((e) => e.reason === 'ImageAdded' && String(e.message ?? '').includes(image)).map((e) => e.involvedObject?.name ?? e.reportingInstance ?? e.source?.host ?? ''),
+    );
+    if (reporters.size >= ready) return { ready, reported: reporters.size };
+    if (Date.now() > deadline) {
+      throw new UserError(
+        `The wasme cache has the image on ${reporters.size} of ${ready} nodes after ${Math.round(timeoutMs / 1000)} s.`,
+        `Check the cache pods (kubectl -n ${CACHE_NAMESPACE} logs ds/${CACHE_NAME}); sidecars on the other nodes would fail with "Invalid path".`,
+        'E_CACHE_TIMEOUT',
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 /**
  * Deploys a filter: finds what the cluster offers, checks the ABI against Istio's version, then creates or
  * updates exactly the objects the mode needs. Idempotent: an identical second deploy writes nothing. Every
@@ -237,7 +334,10 @@ export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options:
         );
       }
       const minor = istioMinor(caps.istioVersion);
-      // Annotations first: the sidecars need the cache volume before their EnvoyFilter points into it.
+      // The cache first: it must hold the module on the nodes before any sidecar is pointed at it.
+      for (const o of wasmeCacheObjects([f.image])) count(await ensureCacheObject(cluster, o, f.image, !!options.dryRun, undo));
+      if (!options.dryRun && options.cacheTimeoutMs) await waitForCache(cluster, f.image, options.cacheTimeoutMs);
+      // Annotations next: the sidecars need the cache volume before their EnvoyFilter points into it.
       for (const w of workloads) {
         const next = annotateForCache(w.annotations, f.id);
         const changed = JSON.stringify(next) !== JSON.stringify(w.annotations);

@@ -174,3 +174,67 @@ export function unannotateForCache(annotations: Record<string, string>, id: stri
   }
   return next;
 }
+
+export const CACHE_NAMESPACE = 'wasme';
+export const CACHE_NAME = 'wasme-cache';
+export const CACHE_IMAGES_KEY = 'images';
+
+/**
+ * wasme's cache, which puts each image's module on every node at /var/local/lib/wasme-cache/<sha>:
+ * namespace, ServiceAccount, Role, RoleBinding, ConfigMap (the images, one per line) and DaemonSet, as
+ * wasme installed them. `images` is the ConfigMap's list.
+ */
+export function wasmeCacheObjects(images: string[], cacheImage = 'quay.io/solo-io/wasme:0.0.33'): KubeObject[] {
+  const labels = { app: CACHE_NAME, [MANAGED_BY_LABEL]: MANAGED_BY };
+  const meta = (name: string) => ({ name, namespace: CACHE_NAMESPACE, labels });
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CACHE_NAMESPACE, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(CACHE_NAME) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta(CACHE_NAME),
+      rules: [
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['events'], verbs: ['create', 'get', 'list', 'watch', 'delete'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta(CACHE_NAME),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CACHE_NAME },
+      subjects: [{ kind: 'ServiceAccount', name: CACHE_NAME, namespace: CACHE_NAMESPACE }],
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(CACHE_NAME), data: { [CACHE_IMAGES_KEY]: images.join('\n') } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: meta(CACHE_NAME),
+      spec: {
+        selector: { matchLabels: { app: CACHE_NAME } },
+        template: {
+          metadata: { labels: { app: CACHE_NAME } },
+          spec: {
+            serviceAccountName: CACHE_NAME,
+            volumes: [
+              { name: 'cache-dir', hostPath: { path: CACHE_DIR } },
+              { name: 'config', configMap: { name: CACHE_NAME, items: [{ key: CACHE_IMAGES_KEY, path: 'images.txt' }] } },
+            ],
+            containers: [
+              {
+                name: 'wasme-cache',
+                image: cacheImage,
+                args: ['cache', '--directory', CACHE_DIR, '--ref-file', '/etc/wasme-cache/images.txt', '--cache-ns', CACHE_NAMESPACE],
+                volumeMounts: [
+                  { name: 'cache-dir', mountPath: CACHE_DIR },
+                  { name: 'config', mountPath: '/etc/wasme-cache' },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    },
+  ];
+}
