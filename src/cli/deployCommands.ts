@@ -45,6 +45,13 @@ function printChanges(out: Output, changes: Change[], format: 'yaml' | 'json' | 
   for (const c of changes) out.line(`${dryRun && c.action !== 'unchanged' ? 'would ' : ''}${c.action} ${c.kind} ${c.namespace ? `${c.namespace}/` : ''}${c.name}`);
 }
 
+function durationMs(text: string, flag: string): number {
+  if (text === '0') return 0;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new UserError(`${flag} takes a duration like 30s, 10m or 2h, not "${text}".`, undefined, 'E_USAGE');
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
 export function addDeployCommands(program: Command, out: Output, helpers: { openStore: () => Promise<LocalStore>; interruptSignal: () => AbortSignal }): void {
   const deploy = program.command('deploy').description('deploy a filter to a cluster');
   clusterOptions(
@@ -64,6 +71,7 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
       .option('--istio-namespace <ns>', 'where istiod runs', 'istio-system')
       .option('--istiod-name <name>', 'the istiod Deployment (default: istiod, or a revisioned istiod-*)')
       .option('--ignore-version-check', 'deploy even if the ABI does not match the Istio version')
+      .option('--cache-timeout <duration>', "EnvoyFilter mode: wait this long for wasme's cache to hold the image on every node (0 to skip)", '1m')
       .addOption(new Option('--image-pull-policy <policy>', 'WasmPlugin imagePullPolicy').choices(['IfNotPresent', 'Always']))
       .addOption(new Option('--phase <phase>', 'WasmPlugin phase').choices(['AUTHN', 'AUTHZ', 'STATS']))
       .option('--priority <n>', 'WasmPlugin priority')
@@ -106,6 +114,7 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
         ...(opts.istiodName ? { istiodName: opts.istiodName } : {}),
         ignoreVersionCheck: !!opts.ignoreVersionCheck,
         abiVersions: image.abiVersions,
+        cacheTimeoutMs: durationMs(opts.cacheTimeout, '--cache-timeout'),
       },
     );
     printChanges(out, result.changes, opts.output, !!opts.dryRun);
@@ -160,10 +169,7 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
       .option('--json', 'print JSON'),
   ).action(async (opts) => {
     const cluster = await openCluster(opts);
-    const m = /^(\d+)([smh])$/.exec(opts.since);
-    if (!m) throw new UserError(`--since takes a duration like 30s, 10m or 2h, not "${opts.since}".`, undefined, 'E_USAGE');
-    const seconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-    const findings = await collectFindings(cluster, { namespace: opts.namespace, ...(opts.labels ? { labels: opts.labels } : {}), since: new Date(Date.now() - seconds * 1000), ...(opts.id ? { filter: opts.id } : {}) });
+    const findings = await collectFindings(cluster, { namespace: opts.namespace, ...(opts.labels ? { labels: opts.labels } : {}), since: new Date(Date.now() - durationMs(opts.since, '--since')), ...(opts.id ? { filter: opts.id } : {}) });
     if (opts.json) {
       out.line(JSON.stringify(findings, null, 2));
       return;

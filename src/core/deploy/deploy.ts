@@ -275,7 +275,10 @@ export async function waitForCache(cluster: Cluster, image: string, timeoutMs: n
     const ds = await cluster.find({ verb: 'get', resource: 'daemonsets', namespace: CACHE_NAMESPACE, name: CACHE_NAME }, () =>
       cluster.apps.readNamespacedDaemonSet({ name: CACHE_NAME, namespace: CACHE_NAMESPACE }),
     );
-    const ready = ds?.status?.numberReady ?? 0;
+    // How many nodes should run a cache pod; unknown (no controller reported yet) means nothing to wait for.
+    const want = ds?.status?.desiredNumberScheduled ?? ds?.status?.numberReady;
+    if (want === undefined) return { ready: 0, reported: 0 };
+    const ready = want;
     const events = await cluster.call({ verb: 'list', resource: 'events', namespace: CACHE_NAMESPACE }, () =>
       cluster.core.listNamespacedEvent({ namespace: CACHE_NAMESPACE, labelSelector: 'cache.wasme.io/cache_event=true' }),
     );
