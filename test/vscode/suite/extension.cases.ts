@@ -90,7 +90,7 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
     fn: async () => {
       const file = path.join(workspaceDir(), PROJECT, 'assembly', 'index.ts');
       const original = await fs.readFile(file, 'utf8');
-      const broken = original.replace('configuration == "" ? "world!" : configuration', 'undefinedThing');
+      const broken = original.replace('if (value == "") value = "world!";', 'if (value == "") value = undefinedThing;');
       const lines = broken.split('\n');
       const line = lines.findIndex((l) => l.includes('undefinedThing'));
       const column = lines[line]!.indexOf('undefinedThing');
@@ -232,7 +232,7 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       const items = await exports.filterTestItems();
       assert.deepEqual(
         items.find((f) => f.file === file)?.cases.map((c) => c.line),
-        [5, 20, 29],
+        [5, 20, 29, 36],
         'one item per case, at its line',
       );
       assert.ok((await exports.runFilterTests(file)).every((r) => r.ok));
