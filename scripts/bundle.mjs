@@ -16,8 +16,18 @@ const common = {
   define: { PACKAGE_VERSION: JSON.stringify(pkg.version) },
 };
 
+// The extension ships without node_modules, so the Kubernetes client is bundled — into a file of its own,
+// dist/k8s.js, that the extension imports only when it first talks to a cluster (activation stays fast).
+const k8sBeside = {
+  name: 'k8s-beside',
+  setup(b) {
+    b.onResolve({ filter: /^@kubernetes\/client-node$/ }, () => ({ path: './k8s.js', external: true }));
+  },
+};
+
 await Promise.all([
-  build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
+  build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'], plugins: [k8sBeside] }),
+  build({ ...common, entryPoints: ['node_modules/@kubernetes/client-node/dist/index.js'], outfile: 'dist/k8s.js' }),
   // The Kubernetes client (an ES module, ~15 MB bundled) stays a runtime dependency, loaded by import() only
   // when a command talks to a cluster, so that every other command starts fast.
   build({ ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' }, external: ['@kubernetes/client-node'] }),

@@ -9,6 +9,7 @@ import { BuildTasks, TASK_TYPE, type BuildOutcome, type BuildTaskDefinition } fr
 import { registerCommand } from './commandRegistry';
 import { ImageItem, LocalImagesTree } from './localImagesTree';
 import { newFilter, type NewFilterArgs } from './newFilterWizard';
+import { ClusterService, DeploymentsTree, deployCommand, undeployCommand, type DeployArgs } from './deployments';
 import { FilterTestController } from './filterTestController';
 import { LocalRunner, type TestResponse } from './localRun';
 import { RegistriesTree } from './registriesTree';
@@ -37,6 +38,8 @@ export interface WasmFilterStudioApi {
   filterTestItems(): Promise<{ file: string; cases: { label: string; line: number }[] }[]>;
   /** Runs a filter test file as the Testing view does. */
   runFilterTests(file: string): Promise<{ name: string; ok: boolean; failures: string[]; line: number }[]>;
+  /** The Deployments view's rows below a path of labels (namespace, then filter id). */
+  deploymentRows(path?: string[]): Promise<{ label: string; description: string }[]>;
 }
 
 export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi {
@@ -51,6 +54,16 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
   registriesTree.attach(registriesView);
   const tasks = new BuildTasks(store, log);
   const runner = new LocalRunner(store);
+  const clusters = new ClusterService();
+  const deploymentsTree = new DeploymentsTree(clusters, log);
+  const deploymentsView = vscode.window.createTreeView('wasmFilter.deployments', { treeDataProvider: deploymentsTree, showCollapseAll: true });
+  deploymentsView.onDidChangeVisibility((e) => {
+    if (e.visible) {
+      void clusters.showContext();
+      deploymentsTree.refresh();
+    }
+  });
+  clusters.onDidChange(() => deploymentsTree.refresh());
   const filterTests = new FilterTestController(store, log);
   const documents = new VirtualDocuments(store);
   context.subscriptions.push(
@@ -61,6 +74,9 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     tasks,
     registries,
     runner,
+    clusters,
+    deploymentsTree,
+    deploymentsView,
     filterTests,
     registriesTree,
     registriesView,
@@ -254,6 +270,16 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     runner.sendTestRequest(request && typeof request === 'object' ? request : {}),
   );
 
+  command('wasmFilter.deployFilter', (args?: unknown) =>
+    deployCommand(
+      { clusters, store, registries, tree: deploymentsTree },
+      args instanceof ImageItem ? { image: args.image.reference } : args && typeof args === 'object' && !(args instanceof vscode.Uri) ? (args as Partial<DeployArgs>) : undefined,
+    ),
+  );
+  command('wasmFilter.undeployFilter', (arg?: unknown) => undeployCommand({ clusters, tree: deploymentsTree }, arg));
+  command('wasmFilter.refreshDeployments', () => deploymentsTree.refresh());
+  command('wasmFilter.chooseContext', (name?: string) => clusters.chooseContext(typeof name === 'string' ? name : undefined));
+
   registerRegistryCommands(command, { registries, tree: registriesTree, store, chooseImage, chooseProjectImage });
 
   context.subscriptions.push(registerBuildOnSave(build, log));
@@ -280,6 +306,16 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
       return files;
     },
     runFilterTests: async (file) => (await filterTests.runFile(vscode.Uri.file(file))).map((r) => ({ name: r.name, ok: r.ok, failures: r.failures, line: r.line })),
+    deploymentRows: async (labels: string[] = []) => {
+      const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
+      let rows = await deploymentsTree.getChildren();
+      for (const label of labels) {
+        const parent = rows.find((r) => labelOf(r) === label);
+        if (!parent) return [];
+        rows = await deploymentsTree.getChildren(parent);
+      }
+      return rows.map((i) => ({ label: labelOf(i), description: String(i.description ?? '') }));
+    },
     registryRows: async (labels: string[] = []) => {
       const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
       let rows = await registriesTree.getChildren();

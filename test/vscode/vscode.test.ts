@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { REPO_ROOT, tempDir } from '../helpers/env';
+import { KubeApiDouble, seedBookinfo } from '../helpers/kubeApi';
 import { startRegistry, USERS, type StartedRegistry } from '../helpers/registry';
 import { launchBrowser, startServer, vscodeHostMissing, workbenchUrl, type RunningServer } from './codeServer';
 
@@ -18,10 +19,17 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
   const results = path.join(tempDir('wfs-vscode-results-'), 'results.json');
   let browser: Browser;
   let registry: StartedRegistry;
+  let kube: KubeApiDouble;
 
   before(async () => {
     // A real registry with Basic auth for the Registries view; Docker's config is an empty one of our own.
     registry = await startRegistry({ auth: 'htpasswd' });
+    // The Kubernetes API double, with a current Istio, and a sidecar log that holds a known failure.
+    kube = await new KubeApiDouble().start();
+    seedBookinfo(kube, { istioVersion: '1.28.0', wasmPlugin: true });
+    const pod = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v1'))!;
+    kube.addLog('bookinfo', pod.metadata.name, 'istio-proxy', `2026-11-25T10:00:00.000Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://webassemblyhub.io/studio-filter:latest: UNAUTHORIZED: authentication required`);
+    const kubeconfig = kube.writeKubeconfig(path.join(tempDir('wfs-vscode-kube-'), 'kubeconfig'));
     server = await startServer({
       dataDir: tempDir('wfs-vscode-data-'),
       env: {
@@ -31,6 +39,7 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
         WASM_FILTER_TEST_REGISTRY: registry.host,
         WASM_FILTER_TEST_REGISTRY_USER: 'alice',
         WASM_FILTER_TEST_REGISTRY_PASSWORD: USERS.alice!,
+        KUBECONFIG: kubeconfig,
       },
     });
     browser = await launchBrowser();
@@ -41,6 +50,7 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
     await browser?.close();
     await server?.stop();
     await registry?.stop();
+    await kube?.stop();
   });
 
   it('extension tests pass in the real extension host', { timeout: 600_000 }, async (t) => {

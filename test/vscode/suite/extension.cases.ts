@@ -249,4 +249,36 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       }
     },
   },
+  {
+    name: 'Deploy Filter creates a WasmPlugin; the Deployments view shows it; istio-proxy findings become Problems; Undeploy removes it',
+    fn: async () => {
+      const exports = await api();
+      assert.ok(process.env.KUBECONFIG, 'the launcher gave a kubeconfig');
+      const result = (await vscode.commands.executeCommand('wasmFilter.deployFilter', {
+        image: `webassemblyhub.io/${PROJECT}:latest`,
+        id: 'studio',
+        namespace: 'bookinfo',
+        labels: { app: 'reviews' },
+        mode: 'wasmplugin',
+        config: 'world',
+        confirmed: true,
+      })) as { writes: number; mode: string; workloads: string[] };
+      assert.equal(result.mode, 'wasmplugin');
+      assert.equal(result.writes, 1);
+      assert.deepEqual(result.workloads, ['reviews-v1', 'reviews-v2', 'reviews-v3']);
+      assert.deepEqual((await exports.deploymentRows()).map((r) => r.label), ['bookinfo']);
+      const [filter] = await exports.deploymentRows(['bookinfo']);
+      assert.equal(filter?.label, 'studio');
+      assert.match(filter!.description, /^wasmplugin · studio-filter:latest · 1 problem\(s\)$/);
+      const problems = await until('the istio-proxy finding in the Problems panel', () => {
+        const found = vscode.languages.getDiagnostics().flatMap(([, ds]) => ds.filter((d) => d.source === 'istio-proxy'));
+        return found.length ? found : undefined;
+      });
+      assert.equal(String(problems[0]!.code), 'image-pull-unauthorized');
+      assert.match(problems[0]!.message, /imagePullSecret/);
+      assert.match(problems[0]!.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v1-\S+ istio-proxy: .*UNAUTHORIZED/);
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: 'studio', namespace: 'bookinfo' }), 1);
+      assert.deepEqual(await exports.deploymentRows(), []);
+    },
+  },
 ];

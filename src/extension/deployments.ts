@@ -1,0 +1,263 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import * as yaml from 'js-yaml';
+import { describeError, UserError } from '../core/errors';
+import { Cluster } from '../core/deploy/cluster';
+import { deployFilter, detectCapabilities, listDeployments, undeployFilter, type Change, type DeployedFilter } from '../core/deploy/deploy';
+import { imageForDeploy } from '../core/deploy/deployImage';
+import type { DeployMode } from '../core/deploy/istioObjects';
+import { collectFindings, type Finding } from '../core/deploy/proxyFindings';
+import { PROJECT_FILE } from '../core/project/projectManifest';
+import type { RegistryService } from './registryService';
+import type { StoreService } from './storeService';
+
+/** The cluster the extension works with: the kubeconfig's current context, or the one chosen in settings. */
+export class ClusterService implements vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+  readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 40);
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor() {
+    this.status.command = 'wasmFilter.chooseContext';
+    this.disposables.push(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('wasmFilter.kubernetes')) {
+          this.changed.fire();
+          void this.showContext();
+        }
+      }),
+    );
+  }
+
+  private settings() {
+    const c = vscode.workspace.getConfiguration('wasmFilter.kubernetes');
+    const kubeconfig = c.get<string>('kubeconfig', '').trim();
+    const context = c.get<string>('context', '').trim();
+    return { ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) };
+  }
+
+  open(): Promise<Cluster> {
+    return Cluster.open(this.settings());
+  }
+
+  async showContext(): Promise<void> {
+    try {
+      const cluster = await this.open();
+      this.status.text = `$(cloud) ${cluster.context}`;
+      this.status.tooltip = `Wasm filters deploy to ${cluster.describe()}. Click to choose another context.`;
+      this.status.show();
+    } catch {
+      this.status.hide();
+    }
+  }
+
+  async chooseContext(name?: string): Promise<string | undefined> {
+    const cluster = await this.open();
+    const contexts = cluster.config.getContexts().map((c) => c.name);
+    const picked = name ?? (await vscode.window.showQuickPick(contexts, { title: 'Deploy wasm filters to which kube-context?', placeHolder: cluster.context }));
+    if (!picked) return undefined;
+    if (!contexts.includes(picked)) throw new UserError(`The kubeconfig has no context "${picked}".`, `Its contexts: ${contexts.join(', ')}.`);
+    await vscode.workspace.getConfiguration('wasmFilter.kubernetes').update('context', picked, vscode.ConfigurationTarget.Global);
+    return picked;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+    this.status.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+class NamespaceItem extends vscode.TreeItem {
+  constructor(
+    readonly namespace: string,
+    readonly filters: DeployedFilter[],
+  ) {
+    super(namespace, vscode.TreeItemCollapsibleState.Expanded);
+    this.id = `ns:${namespace}`;
+    this.iconPath = new vscode.ThemeIcon('symbol-namespace');
+    this.contextValue = 'wasmFilterNamespace';
+  }
+}
+
+export class DeployedFilterItem extends vscode.TreeItem {
+  constructor(
+    readonly filter: DeployedFilter,
+    readonly findings: Finding[],
+  ) {
+    super(filter.id, vscode.TreeItemCollapsibleState.Collapsed);
+    this.id = `filter:${filter.namespace}/${filter.id}`;
+    const problems = findings.filter((f) => f.severity === 'error').length;
+    this.description = [filter.mode, filter.image.split('/').slice(-1)[0], problems ? `${problems} problem(s)` : undefined].filter(Boolean).join(' · ');
+    this.iconPath = new vscode.ThemeIcon(problems ? 'error' : 'pass');
+    this.contextValue = 'wasmFilterDeployed';
+    this.tooltip = `${filter.image}\n${filter.digest}\n${filter.objects.join('\n')}`;
+  }
+}
+
+class WorkloadItem extends vscode.TreeItem {
+  constructor(name: string, state: string, detail?: string) {
+    super(name, vscode.TreeItemCollapsibleState.None);
+    this.description = state;
+    this.iconPath = new vscode.ThemeIcon(state === 'deployed' ? 'server-process' : 'warning');
+    if (detail) this.tooltip = detail;
+  }
+}
+
+class StateItem extends vscode.TreeItem {
+  constructor(label: string, detail: string) {
+    super(label, vscode.TreeItemCollapsibleState.None);
+    this.description = detail;
+    this.tooltip = detail;
+    this.iconPath = new vscode.ThemeIcon('warning');
+  }
+}
+
+/** The Deployments view: namespaces → filters → workloads, for the current context; findings as Problems. */
+export class DeploymentsTree implements vscode.TreeDataProvider<vscode.TreeItem>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<vscode.TreeItem | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  readonly diagnostics = vscode.languages.createDiagnosticCollection('wasm-filter-proxy');
+  private findings: Finding[] = [];
+
+  constructor(
+    private readonly clusters: ClusterService,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  getTreeItem(e: vscode.TreeItem): vscode.TreeItem {
+    return e;
+  }
+
+  async getChildren(element?: vscode.TreeItem): Promise<vscode.TreeItem[]> {
+    if (element instanceof NamespaceItem) return element.filters.map((f) => new DeployedFilterItem(f, this.findings.filter((x) => x.namespace === f.namespace && (!x.filter || x.filter === f.id || f.digest.startsWith(x.filter ?? '-')))));
+    if (element instanceof DeployedFilterItem) {
+      const workloads = element.filter.workloads.length ? element.filter.workloads : ['(selected by labels)'];
+      return workloads.map((w) => {
+        const problem = element.findings.find((f) => f.pod.startsWith(w));
+        return new WorkloadItem(w, problem ? problem.kind : 'deployed', problem?.advice);
+      });
+    }
+    if (element) return [];
+    try {
+      const cluster = await this.clusters.open();
+      const deployed = await listDeployments(cluster);
+      const byNamespace = new Map<string, DeployedFilter[]>();
+      for (const d of deployed) byNamespace.set(d.namespace, [...(byNamespace.get(d.namespace) ?? []), d]);
+      this.findings = [];
+      for (const ns of byNamespace.keys()) this.findings.push(...(await collectFindings(cluster, { namespace: ns, since: new Date(Date.now() - 3600_000) }).catch(() => [])));
+      await this.publish(deployed);
+      return [...byNamespace].map(([ns, filters]) => new NamespaceItem(ns, filters));
+    } catch (err) {
+      this.log.warn(`Deployments: ${describeError(err)}`);
+      return [new StateItem('Cannot list deployments', describeError(err).split('\n')[0]!)];
+    }
+  }
+
+  /** Findings become diagnostics on the project whose image is deployed (its wasm-filter.json), pod in the related info. */
+  private async publish(deployed: DeployedFilter[]): Promise<void> {
+    this.diagnostics.clear();
+    if (!this.findings.length) return;
+    const manifests = await vscode.workspace.findFiles(`**/${PROJECT_FILE}`, '**/node_modules/**', 50);
+    const byUri = new Map<string, vscode.Diagnostic[]>();
+    for (const f of this.findings) {
+      const filter = deployed.find((d) => d.namespace === f.namespace && (f.filter === d.id || (f.filter && d.digest.startsWith(f.filter)) || !f.filter));
+      const target = manifests.find((m) => filter && filter.image.includes(`/${path.basename(path.dirname(m.fsPath))}:`)) ?? manifests[0];
+      if (!target) continue;
+      const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 1), `istio-proxy (${f.pod}): ${f.kind} — ${f.advice}`, f.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning);
+      d.source = 'istio-proxy';
+      d.code = f.kind;
+      d.relatedInformation = [new vscode.DiagnosticRelatedInformation(new vscode.Location(target, new vscode.Position(0, 0)), `${f.namespace}/${f.pod} ${f.container}: ${f.line.slice(0, 300)}`)];
+      byUri.set(target.toString(), [...(byUri.get(target.toString()) ?? []), d]);
+    }
+    for (const [uri, list] of byUri) this.diagnostics.set(vscode.Uri.parse(uri), list);
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+    this.diagnostics.dispose();
+  }
+}
+
+export interface DeployArgs {
+  image: string;
+  id: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  mode?: DeployMode | 'auto';
+  config?: string;
+  /** Skip the dry-run preview and confirmation (for tests and scripts). */
+  confirmed?: boolean;
+}
+
+function describeChanges(changes: Change[]): string {
+  return changes
+    .filter((c) => c.action !== 'unchanged')
+    .map((c) => `# ${c.action} ${c.kind} ${c.namespace ? `${c.namespace}/` : ''}${c.name}\n${yaml.dump(c.object ?? {}, { lineWidth: 120 })}`)
+    .join('---\n');
+}
+
+/** "Deploy Filter…": asks what the command line takes, shows the dry run, and applies on confirmation. */
+export async function deployCommand(deps: { clusters: ClusterService; store: StoreService; registries: RegistryService; tree: DeploymentsTree }, given?: Partial<DeployArgs>): Promise<{ writes: number; mode: string; workloads: string[] } | undefined> {
+  const cluster = await deps.clusters.open();
+  const local = await deps.store.open();
+  let image = given?.image;
+  if (!image) {
+    const images = await local.list();
+    const picked = await vscode.window.showQuickPick(images.map((i) => ({ label: i.refName })), { title: `Deploy to ${cluster.context}: which image?` });
+    if (!picked) return undefined;
+    image = picked.label;
+  }
+  const caps = await detectCapabilities(cluster);
+  const namespace =
+    given?.namespace ??
+    (await vscode.window.showInputBox({ title: 'Namespace', value: 'default', prompt: `Namespace of the workloads on ${cluster.describe()}` }));
+  if (!namespace) return undefined;
+  const labelsText = given?.labels ? undefined : await vscode.window.showInputBox({ title: 'Workloads', prompt: 'Select workloads by labels, e.g. app=reviews (empty: every workload in the namespace)', value: '' });
+  const labels = given?.labels ?? Object.fromEntries((labelsText ?? '').split(',').filter((p) => p.includes('=')).map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
+  const modes = [caps.wasmPluginCrd && 'wasmplugin', caps.envoyFilterCrd && 'envoyfilter', caps.filterDeploymentCrd && 'filterdeployment'].filter(Boolean) as DeployMode[];
+  const mode = given?.mode ?? ((await vscode.window.showQuickPick(modes, { title: `How to deploy (Istio ${caps.istioVersion ?? 'unknown'})` })) as DeployMode | undefined);
+  if (!mode) return undefined;
+  const config = given?.config ?? (await vscode.window.showInputBox({ title: 'Configuration', prompt: 'The filter configuration (a string or JSON); empty for none', value: '' })) ?? '';
+  const id = given?.id ?? (await vscode.window.showInputBox({ title: 'Deployment id', value: path.basename(image.split(':')[0]!).replace(/[^a-z0-9-]/g, '-') }));
+  if (!id) return undefined;
+  const facts = await imageForDeploy(local, image, deps.registries.factory());
+  const filter = {
+    id,
+    namespace,
+    image: facts.image,
+    manifestDigest: facts.manifestDigest,
+    wasmDigest: facts.wasmDigest,
+    rootId: facts.rootIds[0] ?? 'add_header',
+    ...(config ? { config } : {}),
+    labels,
+    workloadKind: 'deployment' as const,
+    patchContext: 'inbound' as const,
+  };
+  const options = { mode, abiVersions: facts.abiVersions };
+  if (!given?.confirmed) {
+    const plan = await deployFilter(cluster, filter, { ...options, dryRun: true });
+    const doc = await vscode.workspace.openTextDocument({ language: 'yaml', content: describeChanges(plan.changes) || '# nothing to change: already deployed\n' });
+    await vscode.window.showTextDocument(doc, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+    const answer = await vscode.window.showInformationMessage(`Apply ${plan.changes.filter((c) => c.action !== 'unchanged').length} change(s) to ${cluster.describe()}?`, { modal: true }, 'Deploy');
+    if (answer !== 'Deploy') return undefined;
+  }
+  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Deploying ${id} to ${cluster.context}` }, () => deployFilter(cluster, filter, options));
+  deps.tree.refresh();
+  vscode.window.setStatusBarMessage(`Deployed ${id} (${result.mode}, ${result.workloads.length} workload(s), ${result.writes} write(s))`, 5000);
+  return { writes: result.writes, mode: result.mode, workloads: result.workloads };
+}
+
+export async function undeployCommand(deps: { clusters: ClusterService; tree: DeploymentsTree }, arg?: unknown): Promise<number> {
+  const target = arg instanceof DeployedFilterItem ? { id: arg.filter.id, namespace: arg.filter.namespace } : (arg as { id?: string; namespace?: string } | undefined);
+  if (!target?.id || !target.namespace) throw new UserError('Choose a filter in the Deployments view to undeploy.', undefined, 'E_USAGE');
+  const cluster = await deps.clusters.open();
+  const result = await undeployFilter(cluster, { id: target.id, namespace: target.namespace });
+  deps.tree.refresh();
+  return result.changes.length;
+}
