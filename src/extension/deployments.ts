@@ -8,6 +8,7 @@ import { imageForDeploy } from '../core/deploy/deployImage';
 import type { DeployMode } from '../core/deploy/istioObjects';
 import { collectFindings, type Finding } from '../core/deploy/proxyFindings';
 import { PROJECT_FILE } from '../core/project/projectManifest';
+import { pushImage } from '../core/registry/transfer';
 import type { RegistryService } from './registryService';
 import type { StoreService } from './storeService';
 
@@ -218,12 +219,13 @@ export async function deployCommand(deps: { clusters: ClusterService; store: Sto
     given?.namespace ??
     (await vscode.window.showInputBox({ title: 'Namespace', value: 'default', prompt: `Namespace of the workloads on ${cluster.describe()}` }));
   if (!namespace) return undefined;
-  const labelsText = given?.labels ? undefined : await vscode.window.showInputBox({ title: 'Workloads', prompt: 'Select workloads by labels, e.g. app=reviews (empty: every workload in the namespace)', value: '' });
+  const labelsText = given?.labels || given?.confirmed ? undefined : await vscode.window.showInputBox({ title: 'Workloads', prompt: 'Select workloads by labels, e.g. app=reviews (empty: every workload in the namespace)', value: '' });
   const labels = given?.labels ?? Object.fromEntries((labelsText ?? '').split(',').filter((p) => p.includes('=')).map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
   const modes = [caps.wasmPluginCrd && 'wasmplugin', caps.envoyFilterCrd && 'envoyfilter', caps.filterDeploymentCrd && 'filterdeployment'].filter(Boolean) as DeployMode[];
   const mode = given?.mode ?? ((await vscode.window.showQuickPick(modes, { title: `How to deploy (Istio ${caps.istioVersion ?? 'unknown'})` })) as DeployMode | undefined);
   if (!mode) return undefined;
-  const config = given?.config ?? (await vscode.window.showInputBox({ title: 'Configuration', prompt: 'The filter configuration (a string or JSON); empty for none', value: '' })) ?? '';
+  // A confirmed (scripted) deploy asks nothing: what it was not given is left empty.
+  const config = given?.config ?? (given?.confirmed ? '' : await vscode.window.showInputBox({ title: 'Configuration', prompt: 'The filter configuration (a string or JSON); empty for none', value: '' })) ?? '';
   const id = given?.id ?? (await vscode.window.showInputBox({ title: 'Deployment id', value: path.basename(image.split(':')[0]!).replace(/[^a-z0-9-]/g, '-') }));
   if (!id) return undefined;
   const facts = await imageForDeploy(local, image, deps.registries.factory());
@@ -260,4 +262,67 @@ export async function undeployCommand(deps: { clusters: ClusterService; tree: De
   const result = await undeployFilter(cluster, { id: target.id, namespace: target.namespace });
   deps.tree.refresh();
   return result.changes.length;
+}
+
+/**
+ * Build-and-deploy on save (off by default): after a good build, push the image to the dev registry and
+ * deploy it without asking. A newer save cancels the run of an older one; progress shows in the status bar.
+ */
+export class DeployOnSave implements vscode.Disposable {
+  private current: AbortController | undefined;
+  /** The last run's outcome, for the API (and so tests can say why nothing was deployed). */
+  state: { state: 'idle' | 'running' | 'deployed' | 'failed'; message?: string } = { state: 'idle' };
+  private readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 39);
+
+  constructor(
+    private readonly deps: { clusters: ClusterService; store: StoreService; registries: RegistryService; tree: DeploymentsTree; log: vscode.LogOutputChannel },
+  ) {}
+
+  static enabled(): boolean {
+    return vscode.workspace.getConfiguration('wasmFilter.deploy').get<boolean>('onSave', false);
+  }
+
+  async run(imageRef: string, projectName: string): Promise<{ writes: number } | undefined> {
+    this.current?.abort();
+    const abort = new AbortController();
+    this.current = abort;
+    const c = vscode.workspace.getConfiguration('wasmFilter.deploy');
+    const registry = c.get<string>('registry', '').trim().replace(/\/+$/, '');
+    const namespace = c.get<string>('namespace', 'default');
+    const labels = c.get<Record<string, string>>('labels', {});
+    if (!registry) {
+      throw new UserError('Deploy on save needs a dev registry.', 'Set wasmFilter.deploy.registry (e.g. localhost:5000/dev), or turn wasmFilter.deploy.onSave off.');
+    }
+    const target = `${registry}/${projectName}:dev`;
+    const step = (text: string) => {
+      if (abort.signal.aborted) throw new UserError('A newer save took over.', undefined, 'E_CANCELLED');
+      this.status.text = `$(sync~spin) ${projectName}: ${text}`;
+      this.status.show();
+    };
+    this.state = { state: 'running', message: `${imageRef} → ${target}` };
+    try {
+      step(`pushing to ${registry}`);
+      await pushImage(await this.deps.store.open(), imageRef, { clients: this.deps.registries.factory(abort.signal), target });
+      step(`deploying to ${(await this.deps.clusters.open()).context}`);
+      const result = (await deployCommand(this.deps, { image: target, id: c.get<string>('id', '').trim() || projectName, namespace, labels, mode: 'auto', confirmed: true, ...(c.get<string>('configuration') ? { config: c.get<string>('configuration')! } : {}) })) ?? { writes: 0 };
+      this.status.text = `$(check) ${projectName} deployed`;
+      this.state = { state: 'deployed', message: target };
+      setTimeout(() => this.status.hide(), 4000);
+      return result;
+    } catch (err) {
+      if (err instanceof UserError && err.code === 'E_CANCELLED') return undefined;
+      this.status.text = `$(error) ${projectName}: deploy failed`;
+      this.state = { state: 'failed', message: describeError(err) };
+      this.status.tooltip = describeError(err);
+      this.deps.log.warn(`deploy on save: ${describeError(err)}`);
+      throw err;
+    } finally {
+      if (this.current === abort) this.current = undefined;
+    }
+  }
+
+  dispose(): void {
+    this.current?.abort();
+    this.status.dispose();
+  }
 }

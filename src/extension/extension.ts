@@ -9,7 +9,7 @@ import { BuildTasks, TASK_TYPE, type BuildOutcome, type BuildTaskDefinition } fr
 import { registerCommand } from './commandRegistry';
 import { ImageItem, LocalImagesTree } from './localImagesTree';
 import { newFilter, type NewFilterArgs } from './newFilterWizard';
-import { ClusterService, DeploymentsTree, deployCommand, undeployCommand, type DeployArgs } from './deployments';
+import { ClusterService, DeployOnSave, DeploymentsTree, deployCommand, undeployCommand, type DeployArgs } from './deployments';
 import { FilterTestController } from './filterTestController';
 import { LocalRunner, type TestResponse } from './localRun';
 import { RegistriesTree } from './registriesTree';
@@ -38,6 +38,8 @@ export interface WasmFilterStudioApi {
   filterTestItems(): Promise<{ file: string; cases: { label: string; line: number }[] }[]>;
   /** Runs a filter test file as the Testing view does. */
   runFilterTests(file: string): Promise<{ name: string; ok: boolean; failures: string[]; line: number }[]>;
+  /** How the last build-and-deploy on save went. */
+  deployOnSaveState(): { state: string; message?: string };
   /** The Deployments view's rows below a path of labels (namespace, then filter id). */
   deploymentRows(path?: string[]): Promise<{ label: string; description: string }[]>;
 }
@@ -282,7 +284,8 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
 
   registerRegistryCommands(command, { registries, tree: registriesTree, store, chooseImage, chooseProjectImage });
 
-  context.subscriptions.push(registerBuildOnSave(build, log));
+  const deployOnSave = new DeployOnSave({ clusters, store, registries, tree: deploymentsTree, log });
+  context.subscriptions.push(deployOnSave, registerBuildOnSave(build, log, deployOnSave));
 
   return {
     apiVersion: 1,
@@ -306,6 +309,7 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
       return files;
     },
     runFilterTests: async (file) => (await filterTests.runFile(vscode.Uri.file(file))).map((r) => ({ name: r.name, ok: r.ok, failures: r.failures, line: r.line })),
+    deployOnSaveState: () => deployOnSave.state,
     deploymentRows: async (labels: string[] = []) => {
       const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
       let rows = await deploymentsTree.getChildren();
@@ -340,9 +344,8 @@ async function findProjectAbove(file: string): Promise<string | undefined> {
 }
 
 /** Save → build, for AssemblyScript projects, debounced so "Save All" builds once per project. */
-function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log: vscode.LogOutputChannel): vscode.Disposable {
+function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log: vscode.LogOutputChannel, deployOnSave: DeployOnSave): vscode.Disposable {
   const timers = new Map<string, NodeJS.Timeout>();
-  const running = new Set<string>();
   return vscode.workspace.onDidSaveTextDocument(async (doc) => {
     if (doc.uri.scheme !== 'file' || !vscode.workspace.isTrusted) return;
     if (!vscode.workspace.getConfiguration('wasmFilter').get<boolean>('build.onSave', true)) return;
@@ -357,18 +360,22 @@ function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log:
     clearTimeout(timers.get(dir));
     timers.set(
       dir,
+      // A newer save replaces an older build still running (build() terminates it), and DeployOnSave cancels
+      // the older deploy: the latest save is the one that lands.
       setTimeout(() => {
-        if (running.has(dir)) return;
-        running.add(dir);
         build(dir)
           .then(async (outcome) => {
-            // Opt-in: a good build goes straight to its registry, as it would in CI.
-            if (!outcome.result || !vscode.workspace.getConfiguration('wasmFilter').get<boolean>('build.pushOnSave', false)) return;
+            if (!outcome.result) return;
             const ref = formatReference(outcome.result.reference);
-            await vscode.commands.executeCommand('wasmFilter.pushImage', ref, ref);
+            // Opt-in: a good build goes to the dev registry and the cluster…
+            if (DeployOnSave.enabled()) {
+              await deployOnSave.run(ref, (await loadProject(dir)).manifest.name);
+              return;
+            }
+            // …or just to its registry, as it would in CI.
+            if (vscode.workspace.getConfiguration('wasmFilter').get<boolean>('build.pushOnSave', false)) await vscode.commands.executeCommand('wasmFilter.pushImage', ref, ref);
           })
-          .catch((err) => log.warn(`build on save: ${(err as Error).message}`))
-          .finally(() => running.delete(dir));
+          .catch((err) => log.warn(`build on save: ${(err as Error).message}`));
       }, 300),
     );
   });

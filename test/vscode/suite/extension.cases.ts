@@ -281,4 +281,46 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.deepEqual(await exports.deploymentRows(), []);
     },
   },
+  {
+    name: 'build-and-deploy on save pushes to the dev registry and deploys the new build',
+    fn: async () => {
+      const exports = await api();
+      const registry = process.env.WASM_FILTER_TEST_REGISTRY!;
+      const config = vscode.workspace.getConfiguration('wasmFilter.deploy');
+      const target = vscode.ConfigurationTarget.Global;
+      await config.update('registry', `${registry}/alice`, target);
+      await config.update('namespace', 'bookinfo', target);
+      await config.update('labels', { app: 'ratings' }, target);
+      await config.update('onSave', true, target);
+      const file = path.join(workspaceDir(), PROJECT, 'assembly', 'index.ts');
+      try {
+        const doc = await vscode.workspace.openTextDocument(file);
+        const editor = await vscode.window.showTextDocument(doc);
+        // Earlier cases changed the file on disk behind the editor: take the disk's version, so the save is not a conflict.
+        await vscode.commands.executeCommand('workbench.action.files.revert');
+        assert.ok(await editor.edit((e) => e.insert(doc.lineAt(doc.lineCount - 1).range.end, '\n// saved to deploy\n')), 'the edit applied');
+        assert.ok(await doc.save(), 'the save went through');
+        const rowsOrState = until(
+          'the deployment of the saved build',
+          async () => {
+            const state = exports.deployOnSaveState();
+            if (state.state === 'failed') throw new Error(`deploy on save failed: ${state.message}`);
+            const rows = await exports.deploymentRows(['bookinfo']);
+            return rows.some((r) => r.label === PROJECT) ? rows.filter((r) => r.label === PROJECT) : undefined;
+          },
+          80_000,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; deploy on save: ${JSON.stringify(exports.deployOnSaveState())}`);
+        });
+        const [row] = await rowsOrState;
+        assert.match(row!.description, new RegExp(`^wasmplugin · ${PROJECT}:dev`));
+      } finally {
+        await config.update('onSave', undefined, target);
+        const original = (await fs.readFile(file, 'utf8')).replace('\n// saved to deploy\n', '');
+        await fs.writeFile(file, original);
+        await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      }
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: PROJECT, namespace: 'bookinfo' }), 1);
+    },
+  },
 ];
