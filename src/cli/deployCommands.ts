@@ -6,7 +6,8 @@ import { formatTable } from '../core/format';
 import { clientFactory } from '../core/registry/access';
 import { Cluster, type ClusterOptions } from '../core/deploy/cluster';
 import { deployFilter, listDeployments, undeployFilter, type Change } from '../core/deploy/deploy';
-import { imageForDeploy } from '../core/deploy/deployImage';
+import { imageForDeploy, pullCredentialFor } from '../core/deploy/deployImage';
+import { defaultCredentials } from '../core/registry/access';
 import type { DeployMode, PatchContext } from '../core/deploy/istioObjects';
 import { collectFindings } from '../core/deploy/proxyFindings';
 import type { LocalStore } from '../core/store/localStore';
@@ -87,6 +88,8 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
     const cluster = await openCluster(opts);
     const image = await imageForDeploy(await helpers.openStore(), ref, clientFactory({ signal: helpers.interruptSignal() }));
     const rootId = opts.rootId ?? image.rootIds[0] ?? 'add_header';
+    // A private image gets a pull secret from the login this tool (or Docker) has for its registry.
+    const pullCredential = opts.mode === 'envoyfilter' || opts.mode === 'filterdeployment' ? undefined : await pullCredentialFor(image.image, { credentials: defaultCredentials() });
     const result = await deployFilter(
       cluster,
       {
@@ -115,6 +118,7 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
         ignoreVersionCheck: !!opts.ignoreVersionCheck,
         abiVersions: image.abiVersions,
         cacheTimeoutMs: durationMs(opts.cacheTimeout, '--cache-timeout'),
+        ...(pullCredential ? { pullCredential } : {}),
       },
     );
     printChanges(out, result.changes, opts.output, !!opts.dryRun);

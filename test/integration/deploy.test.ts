@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster, waitForCache } from '../../src/core';
 import { runCli, tempDir } from '../helpers/env';
+import { startRegistry, USERS } from '../helpers/registry';
 import { KubeApiDouble, seedBookinfo, type KubeObject } from '../helpers/kubeApi';
 import { filterWat, wat } from '../helpers/wasm';
 
@@ -230,5 +231,36 @@ describe('deploy istio (WasmPlugin mode, a current Istio)', () => {
     const undeploy = await runCli(['undeploy', 'istio', '--id', 'add-header', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home });
     assert.equal(undeploy.code, 0, undeploy.stderr);
     assert.equal(api.list('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bookinfo').length, 0);
+  });
+
+  it('gives a private image a pull secret from the login, never printing it, and undeploy removes it', async () => {
+    const reg = await startRegistry({ auth: 'htpasswd' });
+    try {
+      const ref = `${reg.host}/alice/private:v1`;
+      const file = path.join(home, 'private.wasm');
+      await fs.writeFile(file, await wat(filterWat({ abi: 'proxy_abi_version_0_2_1' })));
+      assert.equal((await runCli(['build', 'precompiled', file, '-t', ref, '--root-id', 'add_header'], { home })).code, 0);
+      assert.equal((await runCli(['login', reg.host, '-u', 'alice', '--password-stdin'], { home, input: USERS.alice })).code, 0);
+      assert.equal((await runCli(['push', ref], { home })).code, 0);
+      const args = ['deploy', 'istio', ref, '--id', 'private', '-n', 'bookinfo', '-l', 'app=ratings', '--kubeconfig', kubeconfig];
+      const dry = await runCli([...args, '--dry-run', '-o', 'yaml'], { home });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /# create Secret bookinfo\/wasm-filter-pull-127-0-0-1-\d+[\s\S]*\.dockerconfigjson: <redacted>/);
+      const out = await runCli(args, { home });
+      assert.equal(out.code, 0, out.stderr);
+      for (const text of [dry.stdout, dry.stderr, out.stdout, out.stderr]) {
+        assert.ok(!text.includes(USERS.alice!) && !text.includes(Buffer.from(`alice:${USERS.alice}`).toString('base64')), 'no secret in any output');
+      }
+      const secret = api.list('v1', 'Secret', 'bookinfo')[0]!;
+      assert.equal(secret.type, 'kubernetes.io/dockerconfigjson');
+      const config = JSON.parse(Buffer.from(secret.data['.dockerconfigjson'], 'base64').toString());
+      assert.equal(Buffer.from(config.auths[reg.host].auth, 'base64').toString(), `alice:${USERS.alice}`);
+      const plugin = api.get('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bookinfo', 'private')!;
+      assert.equal(plugin.spec.imagePullSecret, secret.metadata.name);
+      assert.equal((await runCli(['undeploy', 'istio', '--id', 'private', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home })).code, 0);
+      assert.deepEqual(api.list('v1', 'Secret', 'bookinfo'), []);
+    } finally {
+      await reg.stop();
+    }
   });
 });

@@ -12,6 +12,7 @@ import {
   CACHE_NAME,
   CACHE_NAMESPACE,
   wasmeCacheObjects,
+  pullSecret,
   envoyFilter,
   filterDeployment,
   unannotateForCache,
@@ -80,6 +81,8 @@ export interface DeployOptions {
   abiVersions?: string[];
   /** EnvoyFilter mode: how long to wait for wasme's cache to hold the image on every node (0: do not wait). */
   cacheTimeoutMs?: number;
+  /** WasmPlugin mode, private images: the login Istio pulls with (kept in a Secret, never printed). */
+  pullCredential?: { registry: string; username: string; secret: string };
 }
 
 /** One change a deploy makes (or, in a dry run, would make). */
@@ -203,6 +206,28 @@ async function ensureObject(cluster: Cluster, gvr: Gvr, desired: KubeObject, dry
   return { ...base, action: 'create' };
 }
 
+/** Creates or updates a pull Secret; its data never appears in a change (dry runs print changes). */
+async function ensureSecret(cluster: Cluster, desired: KubeObject, dryRun: boolean, undo: Undo[]): Promise<Change> {
+  const name = desired.metadata!.name!;
+  const namespace = desired.metadata!.namespace!;
+  const shown = { ...desired, data: { '.dockerconfigjson': '<redacted>' } };
+  const base = { kind: 'Secret', namespace, name, object: shown };
+  const existing = await cluster.find({ verb: 'get', resource: 'secrets', namespace, name }, () => cluster.core.readNamespacedSecret({ name, namespace }));
+  if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) {
+    throw new UserError(`Secret ${namespace}/${name} exists and was not made by Wasm Filter Studio; it was left alone.`, 'Remove it, or give the WasmPlugin a pull secret yourself.', 'E_NOT_MANAGED');
+  }
+  if (existing && existing.data?.['.dockerconfigjson'] === desired.data['.dockerconfigjson']) return { ...base, action: 'unchanged' };
+  if (dryRun) return { ...base, action: existing ? 'update' : 'create' };
+  if (existing) {
+    await cluster.call({ verb: 'update', resource: 'secrets', namespace, name }, () => cluster.core.replaceNamespacedSecret({ name, namespace, body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } } as any }));
+    undo.push(() => cluster.core.replaceNamespacedSecret({ name, namespace, body: existing }));
+    return { ...base, action: 'update' };
+  }
+  await cluster.call({ verb: 'create', resource: 'secrets', namespace }, () => cluster.core.createNamespacedSecret({ namespace, body: desired as any }));
+  undo.push(() => cluster.core.deleteNamespacedSecret({ name, namespace }));
+  return { ...base, action: 'create' };
+}
+
 /** Reads, creates or replaces one object of wasme's cache through the typed client for its kind. */
 async function ensureCacheObject(cluster: Cluster, desired: KubeObject, image: string, dryRun: boolean, undo: Undo[]): Promise<Change> {
   const name = desired.metadata!.name!;
@@ -322,7 +347,13 @@ export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options:
   };
   try {
     if (mode === 'wasmplugin') {
-      count(await ensureObject(cluster, GVR.wasmplugin, wasmPlugin(f), !!options.dryRun, undo));
+      let plugin = f;
+      if (options.pullCredential) {
+        const secret = pullSecret(f, options.pullCredential.registry, options.pullCredential);
+        count(await ensureSecret(cluster, secret, !!options.dryRun, undo));
+        plugin = { ...f, wasmPlugin: { ...f.wasmPlugin, imagePullSecret: secret.metadata!.name! } };
+      }
+      count(await ensureObject(cluster, GVR.wasmplugin, wasmPlugin(plugin), !!options.dryRun, undo));
       workloads = await listWorkloads(cluster, f);
     } else if (mode === 'filterdeployment') {
       count(await ensureObject(cluster, GVR.filterdeployment, filterDeployment(f, options.istioNamespace ?? 'istio-system'), !!options.dryRun, undo));
@@ -387,6 +418,12 @@ export async function undeployFilter(cluster: Cluster, options: { id: string; na
       }
       changes.push({ action: 'delete', kind: o.kind ?? mode, namespace: options.namespace, name });
     }
+  }
+  const secrets = await cluster.call({ verb: 'list', resource: 'secrets', namespace: options.namespace }, () => cluster.core.listNamespacedSecret({ namespace: options.namespace, labelSelector }));
+  for (const secret of secrets.items) {
+    const name = secret.metadata!.name!;
+    if (!options.dryRun) await cluster.call({ verb: 'delete', resource: 'secrets', namespace: options.namespace, name }, () => cluster.core.deleteNamespacedSecret({ name, namespace: options.namespace }));
+    changes.push({ action: 'delete', kind: 'Secret', namespace: options.namespace, name });
   }
   for (const kind of ['deployment', 'daemonset', 'statefulset'] as const) {
     const workloads = await listWorkloads(cluster, { namespace: options.namespace, labels: {}, workloadKind: kind } as FilterToDeploy);

@@ -3,6 +3,9 @@ import { familiarReference, formatReference, parseReference } from '../reference
 import { pullImage, type ClientFactory } from '../registry/transfer';
 import type { LocalStore } from '../store/localStore';
 import { UserError } from '../errors';
+import type { CredentialSource } from '../registry/credentials';
+import { RegistryClient } from '../registry/registryClient';
+import { RegistryError } from '../registry/registryErrors';
 
 /** What a deploy needs to know of an image: its name, both digests, ABI versions and root ids. */
 export interface ImageForDeploy {
@@ -32,4 +35,27 @@ export async function imageForDeploy(store: LocalStore, refText: string, clients
     abiVersions: summary.abiVersions,
     rootIds: summary.rootIds,
   };
+}
+
+/**
+ * The login Istio needs to pull an image: only when the registry refuses an anonymous look at the
+ * manifest (a private image) and a login for it is known (ours, or Docker's).
+ */
+export async function pullCredentialFor(
+  refText: string,
+  options: { credentials: CredentialSource; plainHttp?: boolean; insecure?: boolean },
+): Promise<{ registry: string; username: string; secret: string } | undefined> {
+  const ref = parseReference(refText);
+  const credential = await options.credentials.get(ref.registry);
+  if (!credential || credential.identityToken) return undefined;
+  const anonymous = new RegistryClient(ref.registry, { ...(options.plainHttp ? { plainHttp: true } : {}), ...(options.insecure ? { insecure: true } : {}), attempts: 1 });
+  try {
+    await anonymous.headManifest(ref.repository, ref.digest ?? ref.tag ?? 'latest');
+    return undefined; // public: Istio pulls it without a secret
+  } catch (err) {
+    if (err instanceof RegistryError && (err.code === 'E_LOGIN_REQUIRED' || err.code === 'E_DENIED' || err.status === 401 || err.status === 403)) {
+      return { registry: ref.registry, username: credential.username, secret: credential.secret };
+    }
+    return undefined;
+  }
 }

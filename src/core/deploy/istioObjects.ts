@@ -238,3 +238,21 @@ export function wasmeCacheObjects(images: string[], cacheImage = 'quay.io/solo-i
     },
   ];
 }
+
+/** The name of the pull secret a deploy makes for a private registry. */
+export function pullSecretName(registry: string): string {
+  return `wasm-filter-pull-${registry.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`.slice(0, 63);
+}
+
+/** A kubernetes.io/dockerconfigjson Secret holding one registry login, for Istio to pull a private image. */
+export function pullSecret(f: FilterToDeploy, registry: string, credential: { username: string; secret: string }): KubeObject {
+  const auth = Buffer.from(`${credential.username}:${credential.secret}`).toString('base64');
+  const config = JSON.stringify({ auths: { [registry]: { auth } } });
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/dockerconfigjson',
+    metadata: { name: pullSecretName(registry), namespace: f.namespace, labels: managedLabels(f.id) },
+    data: { '.dockerconfigjson': Buffer.from(config).toString('base64') },
+  };
+}
