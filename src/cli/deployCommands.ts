@@ -86,6 +86,7 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
     if (opts.config !== undefined && opts.configFile) throw new UserError('Give --config or --config-file, not both.', undefined, 'E_USAGE');
     const config = opts.configFile ? await fs.readFile(opts.configFile, 'utf8') : opts.config;
     const cluster = await openCluster(opts);
+    const deployStarted = new Date();
     const image = await imageForDeploy(await helpers.openStore(), ref, clientFactory({ signal: helpers.interruptSignal() }));
     const rootId = opts.rootId ?? image.rootIds[0] ?? 'add_header';
     // A private image gets a pull secret from the login this tool (or Docker) has for its registry.
@@ -122,11 +123,17 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
       },
     );
     printChanges(out, result.changes, opts.output, !!opts.dryRun);
+    if (!opts.dryRun) {
+      // What istio-proxy already says about this filter (bounded: since the deploy began).
+      const findings = await collectFindings(cluster, { namespace: opts.namespace, ...(opts.labels ? { labels: opts.labels } : {}), since: deployStarted, limitBytes: 64 * 1024 }).catch(() => []);
+      for (const f of findings) out.warn(`istio-proxy in ${f.namespace}/${f.pod}: ${f.kind} — ${f.advice}`);
+    }
     if (!opts.output) {
       const verb = opts.dryRun ? 'Would deploy' : result.writes ? 'Deployed' : 'Already deployed';
       out.info(
         `${verb} ${opts.id} (${image.image}) as ${result.mode} to ${result.workloads.length} workload(s) in ${opts.namespace} on ${cluster.describe()}${result.capabilities.istioVersion ? `, Istio ${result.capabilities.istioVersion}` : ''}; ${result.writes} write(s).`,
       );
+      if (!opts.dryRun && result.writes) out.info(out.dim(`The proxies pick it up in a few seconds; \`wasm-filter doctor --id ${opts.id} -n ${opts.namespace}\` explains what they report.`));
     }
   });
 
