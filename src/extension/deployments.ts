@@ -121,6 +121,7 @@ export class DeploymentsTree implements vscode.TreeDataProvider<vscode.TreeItem>
   readonly onDidChangeTreeData = this.changed.event;
   readonly diagnostics = vscode.languages.createDiagnosticCollection('wasm-filter-proxy');
   private findings: Finding[] = [];
+  private followUps: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly clusters: ClusterService,
@@ -146,13 +147,9 @@ export class DeploymentsTree implements vscode.TreeDataProvider<vscode.TreeItem>
     }
     if (element) return [];
     try {
-      const cluster = await this.clusters.open();
-      const deployed = await listDeployments(cluster);
+      const deployed = await this.checkProxies();
       const byNamespace = new Map<string, DeployedFilter[]>();
       for (const d of deployed) byNamespace.set(d.namespace, [...(byNamespace.get(d.namespace) ?? []), d]);
-      this.findings = [];
-      for (const ns of byNamespace.keys()) this.findings.push(...(await collectFindings(cluster, { namespace: ns, since: new Date(Date.now() - 3600_000) }).catch(() => [])));
-      await this.publish(deployed);
       return [...byNamespace].map(([ns, filters]) => new NamespaceItem(ns, filters));
     } catch (err) {
       this.log.warn(`Deployments: ${describeError(err)}`);
@@ -160,26 +157,70 @@ export class DeploymentsTree implements vscode.TreeDataProvider<vscode.TreeItem>
     }
   }
 
-  /** Findings become diagnostics on the project whose image is deployed (its wasm-filter.json), pod in the related info. */
+  /**
+   * Reads what istio-proxy said in the last hour about the deployed filters and publishes it as Problems
+   * (replacing the last set, so findings the proxies stopped reporting go away). Runs when the view
+   * refreshes and, after a deploy, a few times while the proxies pick the filter up.
+   */
+  async checkProxies(): Promise<DeployedFilter[]> {
+    const cluster = await this.clusters.open();
+    const deployed = await listDeployments(cluster);
+    const findings: Finding[] = [];
+    for (const ns of new Set(deployed.map((d) => d.namespace))) {
+      findings.push(...(await collectFindings(cluster, { namespace: ns, since: new Date(Date.now() - 3600_000) }).catch(() => [])));
+    }
+    this.findings = findings;
+    await this.publish(deployed);
+    return deployed;
+  }
+
+  /** After a deploy: look again at 5, 15, 30 and 60 seconds, when the proxies have loaded (or failed to load) it. */
+  watchAfterDeploy(): void {
+    for (const t of this.followUps) clearTimeout(t);
+    this.followUps = [5, 15, 30, 60].map((s) =>
+      setTimeout(() => {
+        this.refresh();
+        this.checkProxies().catch((err) => this.log.warn(`istio-proxy check: ${describeError(err)}`));
+      }, s * 1000),
+    );
+    this.refresh();
+  }
+
+  /**
+   * Findings become diagnostics on the project whose image is deployed: on the source line a filter's
+   * abort or panic names when that file exists in the project, else on its wasm-filter.json; the pod and
+   * the original line go in the related information.
+   */
   private async publish(deployed: DeployedFilter[]): Promise<void> {
-    this.diagnostics.clear();
-    if (!this.findings.length) return;
-    const manifests = await vscode.workspace.findFiles(`**/${PROJECT_FILE}`, '**/node_modules/**', 50);
     const byUri = new Map<string, vscode.Diagnostic[]>();
+    const manifests = this.findings.length ? await vscode.workspace.findFiles(`**/${PROJECT_FILE}`, '**/node_modules/**', 50) : [];
     for (const f of this.findings) {
       const filter = deployed.find((d) => d.namespace === f.namespace && (f.filter === d.id || (f.filter && d.digest.startsWith(f.filter)) || !f.filter));
-      const target = manifests.find((m) => filter && filter.image.includes(`/${path.basename(path.dirname(m.fsPath))}:`)) ?? manifests[0];
-      if (!target) continue;
-      const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 1), `istio-proxy (${f.pod}): ${f.kind} — ${f.advice}`, f.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning);
+      const manifest = manifests.find((m) => filter && filter.image.includes(`/${path.basename(path.dirname(m.fsPath))}:`)) ?? manifests[0];
+      if (!manifest) continue;
+      let target = manifest;
+      let range = new vscode.Range(0, 0, 0, 1);
+      if (f.source) {
+        const file = vscode.Uri.joinPath(manifest, '..', f.source.file);
+        const exists = await vscode.workspace.fs.stat(file).then(() => true, () => false);
+        if (exists) {
+          target = file;
+          const line = Math.max(0, f.source.line - 1);
+          range = new vscode.Range(line, Math.max(0, (f.source.column ?? 1) - 1), line, Number.MAX_SAFE_INTEGER);
+        }
+      }
+      const d = new vscode.Diagnostic(range, `istio-proxy (${f.pod}): ${f.kind} — ${f.advice}`, f.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning);
       d.source = 'istio-proxy';
       d.code = f.kind;
-      d.relatedInformation = [new vscode.DiagnosticRelatedInformation(new vscode.Location(target, new vscode.Position(0, 0)), `${f.namespace}/${f.pod} ${f.container}: ${f.line.slice(0, 300)}`)];
+      d.relatedInformation = [new vscode.DiagnosticRelatedInformation(new vscode.Location(target, range.start), `${f.namespace}/${f.pod} ${f.container}: ${f.line.slice(0, 300)}`)];
       byUri.set(target.toString(), [...(byUri.get(target.toString()) ?? []), d]);
     }
+    this.diagnostics.clear();
     for (const [uri, list] of byUri) this.diagnostics.set(vscode.Uri.parse(uri), list);
   }
 
   dispose(): void {
+    for (const t of this.followUps) clearTimeout(t);
     this.changed.dispose();
     this.diagnostics.dispose();
   }
@@ -241,7 +282,9 @@ export async function deployCommand(deps: { clusters: ClusterService; store: Sto
     workloadKind: 'deployment' as const,
     patchContext: 'inbound' as const,
   };
-  const options = { mode, abiVersions: facts.abiVersions };
+  // A private image gets a pull secret from the login, as the CLI does (never for the wasme modes: the cache pulls).
+  const pullCredential = mode === 'envoyfilter' || mode === 'filterdeployment' ? undefined : await deps.registries.pullCredential(facts.image);
+  const options = { mode, abiVersions: facts.abiVersions, ...(pullCredential ? { pullCredential } : {}) };
   if (!given?.confirmed) {
     const plan = await deployFilter(cluster, filter, { ...options, dryRun: true });
     const doc = await vscode.workspace.openTextDocument({ language: 'yaml', content: describeChanges(plan.changes) || '# nothing to change: already deployed\n' });
@@ -250,7 +293,8 @@ export async function deployCommand(deps: { clusters: ClusterService; store: Sto
     if (answer !== 'Deploy') return undefined;
   }
   const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Deploying ${id} to ${cluster.context}` }, () => deployFilter(cluster, filter, options));
-  deps.tree.refresh();
+  if (result.writes) deps.tree.watchAfterDeploy();
+  else deps.tree.refresh();
   vscode.window.setStatusBarMessage(`Deployed ${id} (${result.mode}, ${result.workloads.length} workload(s), ${result.writes} write(s))`, 5000);
   return { writes: result.writes, mode: result.mode, workloads: result.workloads };
 }

@@ -4,7 +4,8 @@ import { CredentialChain, type Credential, type CredentialSource } from '../core
 import { RegistryClient } from '../core/registry/registryClient';
 import type { SearchApi } from '../core/registry/published';
 import type { ClientFactory } from '../core/registry/transfer';
-import { DEFAULT_REGISTRY } from '../core/reference';
+import { DEFAULT_REGISTRY, parseReference } from '../core/reference';
+import { pullCredentialFor } from '../core/deploy/deployImage';
 
 /** A registry the user added, as kept in the `wasmFilter.registries` setting (never with a secret). */
 export interface RegistrySetting {
@@ -100,6 +101,12 @@ export class RegistryService implements vscode.Disposable {
       ...(s.insecure ? { insecure: true } : {}),
       ...(signal ? { signal } : {}),
     });
+  }
+
+  /** The login Istio needs to pull a private image (see pullCredentialFor), from SecretStorage, the CLI's or Docker's. */
+  async pullCredential(image: string): Promise<{ registry: string; username: string; secret: string } | undefined> {
+    const s = this.find(parseReference(image).registry);
+    return pullCredentialFor(image, { credentials: this.credentials, ...(s.plainHttp ? { plainHttp: true } : {}), ...(s.insecure ? { insecure: true } : {}) });
   }
 
   /** One client per registry for an operation that may touch several. */

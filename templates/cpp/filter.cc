@@ -3,6 +3,7 @@
 #include <string>
 #include <string_view>
 
+#include "config.h"
 #include "proxy_wasm_intrinsics.h"
 
 class AddHeaderRootContext : public RootContext {
@@ -11,7 +12,8 @@ class AddHeaderRootContext : public RootContext {
 
   bool onConfigure(size_t configuration_size) override {
     auto data = getBufferBytes(WasmBufferType::PluginConfiguration, 0, configuration_size);
-    value_ = data->toString();
+    // A plain string (EnvoyFilter mode) or JSON such as {"value":"goodbye"} (WasmPlugin mode).
+    value_ = greetingFrom(data->view());
     if (value_.empty()) value_ = "world!";
     return true;
   }

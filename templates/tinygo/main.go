@@ -26,8 +26,11 @@ type pluginContext struct {
 
 func (p *pluginContext) OnPluginStart(pluginConfigurationSize int) types.OnPluginStartStatus {
 	data, err := proxywasm.GetPluginConfiguration()
-	if err == nil && len(data) > 0 {
-		p.value = string(data)
+	// A plain string (EnvoyFilter mode) or JSON such as {"value":"goodbye"} (WasmPlugin mode).
+	if err == nil {
+		if greeting := greetingFrom(string(data)); greeting != "" {
+			p.value = greeting
+		}
 	}
 	return types.OnPluginStartStatusOK
 }

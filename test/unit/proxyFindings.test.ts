@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PATTERNS, findingsInLog, type FindingKind } from '../../src/core/deploy/proxyFindings';
+import { PATTERNS, findingsInLog, sourceLocationIn, type FindingKind } from '../../src/core/deploy/proxyFindings';
 import { abiSupportsIstio } from '../../src/core/deploy/istioVersion';
 import { annotateForCache, pluginConfigOf, unannotateForCache } from '../../src/core/deploy/istioObjects';
 
@@ -15,6 +15,7 @@ const CASES: [FindingKind, string][] = [
   ['config-rejected', '[2021-01-01 00:00:00.000][1][critical][wasm] [source/extensions/common/wasm/wasm.cc:101] Wasm VM failed to configure plugin add_header'],
   ['vm-start-failed', '[2021-01-01 00:00:00.000][1][error][wasm] Wasm VM failed to start: on_vm_start failed'],
   ['module-load-failed', '[2021-01-01 00:00:00.000][1][error][wasm] Failed to load Wasm module due to a missing import: env.proxy_foo'],
+  ['filter-crashed', '[2023-05-04 10:00:00.000][20][error][wasm] [source/extensions/common/wasm/wasm_vm.cc:38] Function: proxy_on_request_headers failed: Uncaught RuntimeError: unreachable'],
   ['filter-critical', '[2021-01-01 00:00:00.000][1][critical][wasm] [source/extensions/common/wasm/context.cc:1102] wasm log myfilter: the backend map is empty'],
   ['filter-error', '[2021-01-01 00:00:00.000][1][error][wasm] [source/extensions/common/wasm/context.cc:1102] wasm log myfilter add_header: cannot parse configuration'],
 ];
@@ -36,6 +37,16 @@ describe('proxy findings', () => {
     const [own] = findingsInLog(CASES.at(-1)![1], { pod: 'p', namespace: 'n', container: 'c' });
     assert.equal(own?.filter, 'myfilter');
     assert.deepEqual(findingsInLog('info all clusters warmed\n\n', { pod: 'p', namespace: 'n', container: 'c' }), []);
+  });
+
+  it("points at the filter's source line an abort or a panic names, never at Envoy's own", () => {
+    const where = { pod: 'p', namespace: 'n', container: 'c' };
+    const [abort] = findingsInLog('[2021-01-01 00:00:00.000][1][critical][wasm] [source/extensions/common/wasm/context.cc:1170] wasm log add_header_root_id: header value missing at: assembly/index.ts(42:7)', where);
+    assert.deepEqual(abort?.source, { file: 'assembly/index.ts', line: 42, column: 7 });
+    assert.deepEqual(sourceLocationIn("2024-03-01T10:00:00Z\tcritical\tenvoy wasm\twasm log bookinfo.f: panicked at 'index out of bounds', src/lib.rs:88:17"), { file: 'src/lib.rs', line: 88, column: 17 });
+    assert.deepEqual(sourceLocationIn('wasm log f: panic: nil map at main.go:33'), { file: 'main.go', line: 33 });
+    assert.equal(sourceLocationIn(CASES.at(-1)![1]), undefined, "Envoy's [source/…/context.cc:1102] is not the filter's");
+    assert.equal(sourceLocationIn("wasm log f: panicked at /rustc/abc/library/core/src/panicking.rs:10:5"), undefined);
   });
 });
 

@@ -29,6 +29,9 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
     seedBookinfo(kube, { istioVersion: '1.28.0', wasmPlugin: true });
     const pod = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v1'))!;
     kube.addLog('bookinfo', pod.metadata.name, 'istio-proxy', `2026-11-25T10:00:00.000Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://webassemblyhub.io/studio-filter:latest: UNAUTHORIZED: authentication required`);
+    // And the filter's own abort on another pod, which names a line of the project's source.
+    const other = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v2'))!;
+    kube.addLog('bookinfo', other.metadata.name, 'istio-proxy', `[2026-11-25 10:00:01.000][20][critical][wasm] [source/extensions/common/wasm/context.cc:1170] wasm log studio add_header: header missing at: assembly/index.ts(3:5)`);
     const kubeconfig = kube.writeKubeconfig(path.join(tempDir('wfs-vscode-kube-'), 'kubeconfig'));
     server = await startServer({
       dataDir: tempDir('wfs-vscode-data-'),
@@ -77,6 +80,9 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
       });
     }
     assert.ok(cases.length >= 5, 'every case ran');
+    // The deploy on save went to a registry that needs a login: a pull Secret was made, and undeploy removed it.
+    assert.ok(kube.requests.some((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/bookinfo/secrets'), 'a pull Secret was created');
+    assert.deepEqual(kube.list('v1', 'Secret', 'bookinfo').map((x) => x.metadata.name), [], 'and removed by undeploy');
     assert.equal(code, 0, 'the extension host reported success');
   });
 

@@ -12,6 +12,14 @@ export interface Finding {
   line: string;
   advice: string;
   severity: 'error' | 'warning';
+  /** The filter's own source position the line points to (an abort's or a panic's), relative to its project. */
+  source?: SourceLocation;
+}
+
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column?: number;
 }
 
 export type FindingKind =
@@ -24,6 +32,7 @@ export type FindingKind =
   | 'image-digest-mismatch'
   | 'registry-unreachable'
   | 'image-fetch-failed'
+  | 'filter-crashed'
   | 'filter-critical'
   | 'filter-error';
 
@@ -99,6 +108,13 @@ export const PATTERNS: Pattern[] = [
     severity: 'error',
   },
   {
+    kind: 'filter-crashed',
+    match: /(?:Function: (\w+) failed: (?:Uncaught )?RuntimeError|wasm trap|Wasm VM (?:crashed|failed)(?: in (\w+))?: (?:unreachable|out of bounds|call stack exhausted))/i,
+    filter: () => undefined,
+    advice: 'The filter trapped (an abort, a panic, or an out-of-bounds access); Envoy stops using that VM and fails open or closed as configured. Reproduce it with `wasm-filter run` or `wasm-filter test`; the backtrace names the function.',
+    severity: 'error',
+  },
+  {
     kind: 'filter-critical',
     match: /\[(?:critical)\].*wasm log (\S+?)(?::| )\s*(.*)$/,
     filter: (m) => m[1],
@@ -126,6 +142,19 @@ export function classifyLine(line: string): { pattern: Pattern; match: RegExpExe
   return undefined;
 }
 
+/**
+ * The source position a filter's own message points to: AssemblyScript's abort ("at: assembly/index.ts(12:5)"),
+ * a Rust panic ("src/lib.rs:42:10"), or a Go/C++ "file.go:33". Envoy's own "[source/…/context.cc:1102]" is not one.
+ */
+export function sourceLocationIn(line: string): SourceLocation | undefined {
+  const own = /wasm log [^:]*:\s*(.*)$/.exec(line)?.[1] ?? line.replace(/\[[^\]]*\]/g, '');
+  const as = /\bat:? ((?:[\w.-]+\/)*[\w.-]+\.ts)\((\d+):(\d+)\)/.exec(own);
+  if (as) return { file: as[1]!, line: Number(as[2]), column: Number(as[3]) };
+  const generic = /(?:^|[\s',(])((?:[\w.-]+\/)*[\w.-]+\.(?:rs|ts|go|cc|cpp|cxx|c|h|hpp)):(\d+)(?::(\d+))?/.exec(own);
+  if (!generic || /^(source|external|bazel-out)\//.test(generic[1]!) || generic[1]!.startsWith('/rustc/')) return undefined;
+  return { file: generic[1]!, line: Number(generic[2]), ...(generic[3] ? { column: Number(generic[3]) } : {}) };
+}
+
 export function findingsInLog(text: string, where: { pod: string; namespace: string; container: string }): Finding[] {
   const findings: Finding[] = [];
   for (const line of text.split('\n')) {
@@ -133,7 +162,17 @@ export function findingsInLog(text: string, where: { pod: string; namespace: str
     const c = classifyLine(line);
     if (!c) continue;
     const filter = c.pattern.filter?.(c.match);
-    findings.push({ ...where, kind: c.pattern.kind, line: line.trim(), advice: c.pattern.advice, severity: c.pattern.severity, ...(c.time ? { time: c.time } : {}), ...(filter ? { filter } : {}) });
+    const source = sourceLocationIn(line);
+    findings.push({
+      ...where,
+      kind: c.pattern.kind,
+      line: line.trim(),
+      advice: c.pattern.advice,
+      severity: c.pattern.severity,
+      ...(c.time ? { time: c.time } : {}),
+      ...(filter ? { filter } : {}),
+      ...(source ? { source } : {}),
+    });
   }
   return findings;
 }

@@ -1,5 +1,7 @@
 // {{name}}: adds the response header "hello: world!", or "hello: <configuration>" when the filter
 // is given a configuration string (the add-header filter of the wasme tutorial).
+mod config;
+
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
@@ -16,10 +18,12 @@ impl Context for AddHeaderRoot {}
 
 impl RootContext for AddHeaderRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        self.value = self
+        // A plain string (EnvoyFilter mode) or JSON such as {"value":"goodbye"} (WasmPlugin mode).
+        let text = self
             .get_plugin_configuration()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_default();
+        self.value = config::greeting_from(&text);
         true
     }
 

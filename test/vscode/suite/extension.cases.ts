@@ -269,14 +269,22 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.deepEqual((await exports.deploymentRows()).map((r) => r.label), ['bookinfo']);
       const [filter] = await exports.deploymentRows(['bookinfo']);
       assert.equal(filter?.label, 'studio');
-      assert.match(filter!.description, /^wasmplugin · studio-filter:latest · 1 problem\(s\)$/);
-      const problems = await until('the istio-proxy finding in the Problems panel', () => {
-        const found = vscode.languages.getDiagnostics().flatMap(([, ds]) => ds.filter((d) => d.source === 'istio-proxy'));
-        return found.length ? found : undefined;
+      assert.match(filter!.description, /^wasmplugin · studio-filter:latest · 2 problem\(s\)$/);
+      const problems = await until('the istio-proxy findings in the Problems panel', () => {
+        const found = vscode.languages.getDiagnostics().flatMap(([uri, ds]) => ds.filter((d) => d.source === 'istio-proxy').map((d) => ({ uri, d })));
+        return found.length >= 2 ? found : undefined;
       });
-      assert.equal(String(problems[0]!.code), 'image-pull-unauthorized');
-      assert.match(problems[0]!.message, /imagePullSecret/);
-      assert.match(problems[0]!.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v1-\S+ istio-proxy: .*UNAUTHORIZED/);
+      const pull = problems.find((p) => String(p.d.code) === 'image-pull-unauthorized');
+      assert.ok(pull, 'the pull failure is a Problem');
+      assert.match(pull.uri.path, new RegExp(`/${PROJECT}/wasm-filter\\.json$`), 'it lands on the project manifest');
+      assert.match(pull.d.message, /imagePullSecret/);
+      assert.match(pull.d.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v1-\S+ istio-proxy: .*UNAUTHORIZED/);
+      const abort = problems.find((p) => String(p.d.code) === 'filter-critical');
+      assert.ok(abort, "the filter's abort is a Problem");
+      assert.match(abort.uri.path, new RegExp(`/${PROJECT}/assembly/index\\.ts$`), 'on the source file the abort names');
+      assert.equal(abort.d.range.start.line, 2, 'on the line it names (3, one-based)');
+      assert.equal(abort.d.range.start.character, 4);
+      assert.match(abort.d.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v2-\S+ istio-proxy: .*header missing/);
       assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: 'studio', namespace: 'bookinfo' }), 1);
       assert.deepEqual(await exports.deploymentRows(), []);
     },
@@ -320,7 +328,8 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
         await fs.writeFile(file, original);
         await vscode.commands.executeCommand('workbench.action.closeAllEditors');
       }
-      assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: PROJECT, namespace: 'bookinfo' }), 1);
+      // The dev registry needs a login, so the deploy made a pull Secret from it; undeploy removes both.
+      assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: PROJECT, namespace: 'bookinfo' }), 2, 'the WasmPlugin and its pull Secret');
     },
   },
 ];
