@@ -2,7 +2,9 @@
 // the real @kubernetes/client-node. It keeps objects in memory and behaves like the API server in what the
 // studio relies on: discovery, CRDs, namespaced and cluster-scoped CRUD with resourceVersion and 409
 // conflicts, merge and strategic-merge patches, label and field selectors, Status bodies for errors,
-// Events, and pods/log with container, sinceTime/sinceSeconds and limitBytes.
+// Events, pods/log with container, sinceTime/sinceSeconds, limitBytes and follow, watch streams (from a
+// resourceVersion, with bookmarks, timeouts and 410 Gone once history is compacted), finalizers, the
+// status subresource, ownerReferences (dependents go with their owner) and Leases.
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -36,6 +38,17 @@ const BUILTIN: ResourceType[] = [
   { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true },
   { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false },
 ];
+
+type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+interface Watcher {
+  typeKey: string;
+  namespace: string | undefined;
+  labels: string | null;
+  fields: string | null;
+  res: http.ServerResponse;
+  timers: NodeJS.Timeout[];
+}
 
 export interface ApiRequest {
   method: string;
@@ -104,6 +117,13 @@ export class KubeApiDouble {
   failAll?: number;
   /** One-shot failures by "verb plural": e.g. a 409 on "create envoyfilters" the next N times. */
   readonly injected = new Map<string, { code: number; reason: string; times: number }>();
+  /** Every change, for watches that resume from a resourceVersion (dropped below `compactedBefore`). */
+  private history: { type: WatchEventType; typeKey: string; rv: number; object: KubeObject }[] = [];
+  private compactedBefore = 0;
+  private readonly watchers = new Set<Watcher>();
+  private readonly logFollowers = new Map<string, Set<http.ServerResponse>>();
+  /** How often open watches that asked for them get a BOOKMARK (the API server's is about a minute). */
+  bookmarkEveryMs = 60_000;
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
@@ -123,6 +143,7 @@ export class KubeApiDouble {
   }
 
   async stop(): Promise<void> {
+    this.closeWatches();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
@@ -177,10 +198,129 @@ users:
     const t = this.types.find((x) => x.group === group && x.kind === obj.kind);
     if (!t) throw new Error(`the double does not know ${obj.apiVersion} ${obj.kind}`);
     void version;
-    const stored = this.stamp(structuredClone(obj));
-    this.objects.set(this.key(t, obj.metadata.namespace, obj.metadata.name), stored);
+    const k = this.key(t, obj.metadata.namespace, obj.metadata.name);
+    const previous = this.objects.get(k);
+    const stored = this.stamp(structuredClone(obj), previous);
+    this.objects.set(k, stored);
+    this.record(previous ? 'MODIFIED' : 'ADDED', t, stored);
     if (t.plural === 'customresourcedefinitions') this.registerCrd(stored);
     return stored;
+  }
+
+  /** Deletes an object as another client would (finalizers respected, dependents collected). */
+  remove(apiVersion: string, kind: string, namespace: string | undefined, name: string): void {
+    const group = apiVersion.includes('/') ? apiVersion.split('/')[0]! : '';
+    const t = this.types.find((x) => x.group === group && x.kind === kind);
+    if (t) this.deleteObject(t, this.key(t, namespace, name));
+  }
+
+  /** Open watch streams, e.g. to see that a stopped informer let go of its connections. */
+  get openWatches(): number {
+    return this.watchers.size;
+  }
+
+  /** Ends every open watch stream, as an API server restart or a load balancer would. */
+  closeWatches(): void {
+    for (const w of this.watchers) this.endWatch(w);
+    for (const set of this.logFollowers.values()) for (const res of set) res.end();
+    this.logFollowers.clear();
+  }
+
+  /** Forgets history: a watch resuming from before now gets 410 Gone and must re-list; from now on is fine. */
+  compact(): void {
+    this.history = [];
+    this.compactedBefore = this.revision;
+  }
+
+  private typeKey(t: ResourceType): string {
+    return `${t.group}/${t.plural}`;
+  }
+
+  private record(type: WatchEventType, t: ResourceType, object: KubeObject): void {
+    const event = { type, typeKey: this.typeKey(t), rv: Number(object.metadata.resourceVersion), object };
+    this.history.push(event);
+    if (this.history.length > 50_000) this.history.splice(0, 10_000);
+    for (const w of this.watchers) if (this.watchSees(w, event)) this.writeEvent(w.res, type, object);
+  }
+
+  private watchSees(w: Watcher, e: { typeKey: string; object: KubeObject }): boolean {
+    return e.typeKey === w.typeKey && (!w.namespace || e.object.metadata.namespace === w.namespace) && matchesLabels(e.object, w.labels) && matchesFields(e.object, w.fields);
+  }
+
+  private writeEvent(res: http.ServerResponse, type: string, object: unknown): void {
+    res.write(JSON.stringify({ type, object }) + '\n');
+  }
+
+  private endWatch(w: Watcher): void {
+    for (const timer of w.timers) clearTimeout(timer);
+    this.watchers.delete(w);
+    w.res.end();
+  }
+
+  /** GET …?watch=true: replays what came after `resourceVersion` (or the current objects), then streams. */
+  private watch(req: http.IncomingMessage, res: http.ServerResponse, url: URL, t: ResourceType, namespace: string | undefined): void {
+    const from = url.searchParams.get('resourceVersion');
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders(); // the client's watch() resolves on the headers, before any event
+    const w: Watcher = { typeKey: this.typeKey(t), namespace: t.namespaced ? namespace : undefined, labels: url.searchParams.get('labelSelector'), fields: url.searchParams.get('fieldSelector'), res, timers: [] };
+    if (from && from !== '0' && Number(from) < this.compactedBefore) {
+      this.writeEvent(res, 'ERROR', status(410, 'Expired', `too old resource version: ${from} (${this.compactedBefore})`));
+      res.end();
+      return;
+    }
+    if (!from || from === '0') {
+      for (const [k, o] of this.objects) if (k.startsWith(`${w.typeKey}/`) && this.watchSees(w, { typeKey: w.typeKey, object: o })) this.writeEvent(res, 'ADDED', o);
+    } else {
+      for (const e of this.history) if (e.rv > Number(from) && this.watchSees(w, e)) this.writeEvent(res, e.type, e.object);
+    }
+    this.watchers.add(w);
+    const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 0);
+    if (timeout > 0) w.timers.push(setTimeout(() => this.endWatch(w), timeout * 1000));
+    if (url.searchParams.get('allowWatchBookmarks') === 'true') {
+      const apiVersion = t.group ? `${t.group}/${t.version}` : t.version;
+      w.timers.push(setInterval(() => this.writeEvent(res, 'BOOKMARK', { kind: t.kind, apiVersion, metadata: { resourceVersion: String(this.revision) } }), this.bookmarkEveryMs));
+    }
+    // The response's close is the client going away (the request's fires once its body is read).
+    res.on('close', () => {
+      for (const timer of w.timers) clearTimeout(timer);
+      this.watchers.delete(w);
+    });
+  }
+
+  /** Deletes (or, with finalizers, marks for deletion); dependents whose owner is gone go too. */
+  private deleteObject(t: ResourceType, k: string): KubeObject | undefined {
+    const existing = this.objects.get(k);
+    if (!existing) return undefined;
+    if (existing.metadata.finalizers?.length) {
+      if (existing.metadata.deletionTimestamp) return existing;
+      const marked = this.stamp({ ...structuredClone(existing), metadata: { ...existing.metadata, deletionTimestamp: new Date().toISOString() } }, existing);
+      this.objects.set(k, marked);
+      this.record('MODIFIED', t, marked);
+      return marked;
+    }
+    this.objects.delete(k);
+    this.gone(t, existing);
+    return undefined;
+  }
+
+  /** An object left the store: a DELETED event, and garbage collection of what it owned. */
+  private gone(t: ResourceType, object: KubeObject): void {
+    const last = { ...object, metadata: { ...object.metadata, resourceVersion: String(++this.revision) } };
+    this.record('DELETED', t, last);
+    const uid = object.metadata.uid;
+    for (const [k, o] of [...this.objects]) {
+      if (!o.metadata.ownerReferences?.some((r: { uid: string }) => r.uid === uid)) continue;
+      const [group, plural] = k.split('/');
+      const dt = this.types.find((x) => x.group === group && x.plural === plural);
+      if (dt) this.deleteObject(dt, k);
+    }
+  }
+
+  /** Types whose status is only written through the status subresource. */
+  private hasStatusSubresource(t: ResourceType): boolean {
+    if (!t.crd) return ['pods', 'deployments', 'daemonsets', 'statefulsets', 'namespaces', 'nodes'].includes(t.plural);
+    const crd = this.objects.get(`apiextensions.k8s.io/customresourcedefinitions//${t.plural}.${t.group}`);
+    return !!crd?.spec?.versions?.find((v: { name: string }) => v.name === t.version)?.subresources?.status;
   }
 
   get(apiVersion: string, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
@@ -302,6 +442,7 @@ users:
     const apiVersion = group ? `${group}/${version}` : version;
 
     if (!name) {
+      if (method === 'GET' && /^(true|1)$/.test(url.searchParams.get('watch') ?? '')) return this.watch(req, res, url, t, namespace);
       if (method === 'GET') {
         const items = [...this.objects.entries()]
           .filter(([k]) => k.startsWith(`${t.group}/${t.plural}/${t.namespaced && namespace ? namespace + '/' : ''}`))
@@ -318,8 +459,10 @@ users:
         const k = this.key(t, namespace, obj.metadata.name);
         if (this.objects.has(k)) return this.send(res, 409, status(409, 'AlreadyExists', `${plural}${group ? `.${group}` : ''} "${obj.metadata.name}" already exists`, { name: obj.metadata.name, kind: plural }));
         if (url.searchParams.get('dryRun') === 'All') return this.send(res, 201, obj);
+        if (this.hasStatusSubresource(t) && t.crd) delete obj.status;
         const stored = this.stamp(obj);
         this.objects.set(k, stored);
+        this.record('ADDED', t, stored);
         if (t.plural === 'customresourcedefinitions') this.registerCrd(stored);
         return this.send(res, 201, stored);
       }
@@ -336,11 +479,22 @@ users:
       const sinceSeconds = url.searchParams.get('sinceSeconds');
       if (sinceTime) lines = lines.filter((l) => l.time >= new Date(sinceTime));
       if (sinceSeconds) lines = lines.filter((l) => l.time.getTime() >= Date.now() - Number(sinceSeconds) * 1000);
-      let text = lines.map((l) => (url.searchParams.get('timestamps') === 'true' ? `${l.time.toISOString()} ${l.text}` : l.text)).join('\n');
+      const stamp = (l: { time: Date; text: string }) => (url.searchParams.get('timestamps') === 'true' ? `${l.time.toISOString()} ${l.text}` : l.text);
+      let text = lines.map(stamp).join('\n');
       if (text) text += '\n';
       const limit = url.searchParams.get('limitBytes');
       if (limit) text = Buffer.from(text).subarray(0, Number(limit)).toString('utf8');
-      return this.send(res, 200, text, 'text/plain');
+      if (url.searchParams.get('follow') !== 'true') return this.send(res, 200, text, 'text/plain');
+      // follow: what is there, then each new line as it is logged, until the client goes.
+      res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' });
+      res.flushHeaders();
+      if (text) res.write(text);
+      const key = `${namespace}/${name}/${container}`;
+      const followers = this.logFollowers.get(key) ?? new Set();
+      this.logFollowers.set(key, followers);
+      followers.add(res);
+      res.on('close', () => followers.delete(res));
+      return;
     }
     if (!existing && method !== 'PUT') {
       return this.send(res, 404, status(404, 'NotFound', `${plural}${group ? `.${group}` : ''} "${name}" not found`, { name, group, kind: plural }));
@@ -349,13 +503,9 @@ users:
       case 'GET':
         return this.send(res, 200, existing);
       case 'DELETE': {
-        if (existing!.metadata.finalizers?.length) {
-          const marked = this.stamp({ ...structuredClone(existing!), metadata: { ...existing!.metadata, deletionTimestamp: existing!.metadata.deletionTimestamp ?? new Date().toISOString() } }, existing);
-          this.objects.set(k, marked);
-          return this.send(res, 200, marked);
-        }
-        this.objects.delete(k);
-        return this.send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, kind: plural } });
+        const marked = this.deleteObject(t, k);
+        if (marked) return this.send(res, 200, marked);
+        return this.send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, kind: plural, uid: existing!.metadata.uid } });
       }
       case 'PUT': {
         const obj = JSON.parse(body) as KubeObject;
@@ -367,11 +517,12 @@ users:
             status(409, 'Conflict', `Operation cannot be fulfilled on ${plural}${group ? `.${group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, kind: plural }),
           );
         }
+        // The status subresource writes only status; the main resource keeps status as it was.
         const next = sub === 'status' ? { ...existing, status: obj.status } : { ...obj, status: existing.status, metadata: { ...obj.metadata, namespace } };
         if (url.searchParams.get('dryRun') === 'All') return this.send(res, 200, next);
         const stored = this.stamp(next as KubeObject, existing);
         this.objects.set(k, stored);
-        return this.settleDeletion(res, k, stored);
+        return this.settleDeletion(res, t, k, stored);
       }
       case 'PATCH': {
         const type = String(req.headers['content-type'] ?? '');
@@ -382,11 +533,12 @@ users:
         if (patch?.metadata?.resourceVersion && patch.metadata.resourceVersion !== existing!.metadata.resourceVersion) {
           return this.send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, kind: plural }));
         }
+        if (sub !== 'status' && this.hasStatusSubresource(t)) delete patch.status;
         const merged = sub === 'status' ? { ...existing!, status: mergePatch(existing!.status, patch.status) } : mergePatch(existing, patch);
         if (url.searchParams.get('dryRun') === 'All') return this.send(res, 200, merged);
         const stored = this.stamp(merged as KubeObject, existing);
         this.objects.set(k, stored);
-        return this.settleDeletion(res, k, stored);
+        return this.settleDeletion(res, t, k, stored);
       }
       default:
         return this.send(res, 405, status(405, 'MethodNotAllowed', `${method} is not allowed`));
@@ -394,8 +546,11 @@ users:
   }
 
   /** An object marked for deletion goes once its last finalizer is removed. */
-  private settleDeletion(res: http.ServerResponse, key: string, stored: KubeObject): void {
-    if (stored.metadata.deletionTimestamp && !stored.metadata.finalizers?.length) this.objects.delete(key);
+  private settleDeletion(res: http.ServerResponse, t: ResourceType, key: string, stored: KubeObject): void {
+    if (stored.metadata.deletionTimestamp && !stored.metadata.finalizers?.length) {
+      this.objects.delete(key);
+      this.gone(t, stored);
+    } else this.record('MODIFIED', t, stored);
     this.send(res, 200, stored);
   }
 
@@ -404,6 +559,7 @@ users:
     const lines = this.logs.get(key) ?? [];
     lines.push({ time, text });
     this.logs.set(key, lines);
+    for (const res of this.logFollowers.get(key) ?? []) res.write(text + '\n');
   }
 }
 
