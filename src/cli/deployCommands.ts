@@ -23,11 +23,11 @@ function labelsOption(value: string, previous: Record<string, string> = {}): Rec
   return out;
 }
 
-function clusterOptions(command: Command): Command {
+export function clusterOptions(command: Command): Command {
   return command.option('--kubeconfig <file>', 'the kubeconfig (default: $KUBECONFIG or ~/.kube/config)').option('--context <name>', 'a kube-context (default: the current one)');
 }
 
-function openCluster(opts: { kubeconfig?: string; context?: string }): Promise<Cluster> {
+export function openCluster(opts: { kubeconfig?: string; context?: string }): Promise<Cluster> {
   const o: ClusterOptions = {};
   if (opts.kubeconfig) o.kubeconfig = opts.kubeconfig;
   if (opts.context) o.context = opts.context;
@@ -46,7 +46,7 @@ function printChanges(out: Output, changes: Change[], format: 'yaml' | 'json' | 
   for (const c of changes) out.line(`${dryRun && c.action !== 'unchanged' ? 'would ' : ''}${c.action} ${c.kind} ${c.namespace ? `${c.namespace}/` : ''}${c.name}`);
 }
 
-function durationMs(text: string, flag: string): number {
+export function durationMs(text: string, flag: string): number {
   if (text === '0') return 0;
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
   if (!m) throw new UserError(`${flag} takes a duration like 30s, 10m or 2h, not "${text}".`, undefined, 'E_USAGE');

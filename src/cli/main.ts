@@ -36,6 +36,7 @@ import { addRegistryCommands, listPublishedCommand } from './registryCommands';
 import { addRunCommand } from './runCommand';
 import { addTestCommand } from './testCommand';
 import { addDeployCommands } from './deployCommands';
+import { addOperatorCommand } from './operatorCommand';
 import { Output } from './output';
 
 declare const PACKAGE_VERSION: string;
@@ -261,6 +262,7 @@ export function createProgram(out = new Output()): Command {
   addRunCommand(program, out, { openStore: () => openStore({}), interruptSignal });
   addTestCommand(program, out, { openStore: () => openStore({}), interruptSignal });
   addDeployCommands(program, out, { openStore: () => openStore({}), interruptSignal });
+  addOperatorCommand(program, out);
   return program;
 }
 

@@ -36,13 +36,14 @@ export class Cluster {
   readonly custom: K8s.CustomObjectsApi;
   readonly extensions: K8s.ApiextensionsV1Api;
   readonly rbac: K8s.RbacAuthorizationV1Api;
+  readonly coordination: K8s.CoordinationV1Api;
   /** Merge-patch calls need the content type set per request. */
   readonly mergePatch: K8s.ConfigurationOptions;
   /** API requests made through this object, for benchmarks. */
   requests = 0;
 
   private constructor(
-    private readonly k8s: typeof K8s,
+    readonly k8s: typeof K8s,
     readonly config: K8s.KubeConfig,
     readonly context: string,
     readonly server: string,
@@ -52,6 +53,7 @@ export class Cluster {
     this.custom = config.makeApiClient(k8s.CustomObjectsApi);
     this.extensions = config.makeApiClient(k8s.ApiextensionsV1Api);
     this.rbac = config.makeApiClient(k8s.RbacAuthorizationV1Api);
+    this.coordination = config.makeApiClient(k8s.CoordinationV1Api);
     this.mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
   }
 

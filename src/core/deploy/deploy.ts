@@ -173,7 +173,11 @@ type Undo = () => Promise<unknown>;
 
 function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (!a) return false;
-  return JSON.stringify(a.spec) === JSON.stringify(b.spec) && JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {});
+  return (
+    JSON.stringify(a.spec) === JSON.stringify(b.spec) &&
+    JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {}) &&
+    JSON.stringify(a.metadata?.ownerReferences ?? []) === JSON.stringify(b.metadata?.ownerReferences ?? [])
+  );
 }
 
 /** Creates or updates one custom object; nothing is written when it already is as desired. */
@@ -395,6 +399,39 @@ export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options:
     throw err;
   }
   return { mode, capabilities: caps, changes, workloads: workloads.map((w) => w.name), writes };
+}
+
+/**
+ * After a deploy of `f` (level-based, as the operator applies it): removes what an earlier deploy of the
+ * same id made that no longer belongs — EnvoyFilters of workloads no longer selected, the other mode's
+ * objects after a mode change — and restores the annotations of workloads it no longer needs.
+ */
+export async function pruneFilter(cluster: Cluster, f: FilterToDeploy, result: Pick<DeployResult, 'mode' | 'workloads' | 'capabilities'>): Promise<Change[]> {
+  const changes: Change[] = [];
+  const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${FILTER_ID_LABEL}=${f.id}`;
+  const keep = new Set(result.mode === 'wasmplugin' ? [`wasmplugins/${f.id}`] : result.mode === 'envoyfilter' ? result.workloads.map((w) => `envoyfilters/${w}-${f.id}`) : []);
+  for (const mode of ['wasmplugin', 'envoyfilter'] as const) {
+    if (!(mode === 'wasmplugin' ? result.capabilities.wasmPluginCrd : result.capabilities.envoyFilterCrd)) continue;
+    const gvr = GVR[mode];
+    const list = (await cluster.call({ verb: 'list', resource: gvr.plural, namespace: f.namespace }, () =>
+      cluster.custom.listNamespacedCustomObject({ ...gvr, namespace: f.namespace, labelSelector }),
+    )) as { items: KubeObject[] };
+    for (const o of list.items) {
+      const name = o.metadata!.name!;
+      if (keep.has(`${gvr.plural}/${name}`)) continue;
+      await cluster.call({ verb: 'delete', resource: gvr.plural, namespace: f.namespace, name }, () => cluster.custom.deleteNamespacedCustomObject({ ...gvr, namespace: f.namespace, name }));
+      changes.push({ action: 'delete', kind: o.kind ?? mode, namespace: f.namespace, name });
+    }
+  }
+  const needed = new Set(result.mode === 'envoyfilter' ? result.workloads : []);
+  const workloads = await listWorkloads(cluster, { ...f, labels: {} });
+  for (const w of workloads) {
+    if (needed.has(w.name) || !(w.annotations[WORKLOAD_FILTERS_ANNOTATION] ?? '').split(',').includes(f.id)) continue;
+    const next = unannotateForCache(w.annotations, f.id);
+    await patchWorkloadAnnotations(cluster, f, w, next);
+    changes.push({ action: 'update', kind: w.kind, namespace: f.namespace, name: w.name, object: { spec: { template: { metadata: { annotations: next } } } } });
+  }
+  return changes;
 }
 
 export interface UndeployResult {

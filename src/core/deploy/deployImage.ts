@@ -1,4 +1,6 @@
 import { summarizeImage } from '../imageSummary';
+import { badImage, readImageContentFrom } from '../image/wasmImage';
+import { parseManifest } from '../store/localStore';
 import { familiarReference, formatReference, parseReference } from '../reference';
 import { pullImage, type ClientFactory } from '../registry/transfer';
 import type { LocalStore } from '../store/localStore';
@@ -58,4 +60,27 @@ export async function pullCredentialFor(
     }
     return undefined;
   }
+}
+
+/**
+ * The same facts read from the registry, without a local store (the operator's way): the manifest by
+ * tag or digest, then the blobs that hold the module and its runtime config.
+ */
+export async function resolveRemoteImage(refText: string, client: RegistryClient): Promise<ImageForDeploy> {
+  const ref = parseReference(refText);
+  const fetched = await client.getManifest(ref.repository, ref.digest ?? ref.tag ?? 'latest');
+  const manifest = parseManifest(fetched.bytes, familiarReference(ref));
+  const sizes = new Map<string, number>([[manifest.config.digest, manifest.config.size], ...manifest.layers.map((l) => [l.digest, l.size] as [string, number])]);
+  const content = await readImageContentFrom(
+    manifest,
+    (digest) => client.fetchBlob(ref.repository, digest, sizes.get(digest) ?? 0),
+    (why) => badImage(familiarReference(ref), why, 'Push a wasm filter image to that reference (wasm-filter push).'),
+  );
+  return {
+    image: formatReference({ registry: ref.registry, repository: ref.repository, ...(ref.tag ? { tag: ref.tag } : {}) }),
+    manifestDigest: fetched.digest,
+    wasmDigest: content.wasmDigest,
+    abiVersions: content.abiVersions,
+    rootIds: content.rootIds,
+  };
 }

@@ -37,6 +37,8 @@ export interface FilterToDeploy {
   labels: Record<string, string>;
   workloadKind: 'deployment' | 'daemonset' | 'statefulset';
   patchContext: PatchContext;
+  /** The object that owns what is made (the operator's FilterDeployment): deleting it deletes them. */
+  owner?: { apiVersion: string; kind: string; name: string; uid: string };
   wasmPlugin?: { imagePullPolicy?: 'IfNotPresent' | 'Always'; phase?: 'AUTHN' | 'AUTHZ' | 'STATS'; priority?: number; failStrategy?: 'FAIL_CLOSE' | 'FAIL_OPEN'; imagePullSecret?: string };
 }
 
@@ -45,7 +47,13 @@ function managedLabels(id: string): Record<string, string> {
 }
 
 function managedMetadata(f: FilterToDeploy, name: string) {
-  return { name, namespace: f.namespace, labels: managedLabels(f.id), annotations: { [IMAGE_ANNOTATION]: `${f.image}@${f.manifestDigest}` } };
+  return {
+    name,
+    namespace: f.namespace,
+    labels: managedLabels(f.id),
+    annotations: { [IMAGE_ANNOTATION]: `${f.image}@${f.manifestDigest}` },
+    ...(f.owner ? { ownerReferences: [{ ...f.owner, controller: true, blockOwnerDeletion: true }] } : {}),
+  };
 }
 
 /** pluginConfig is a Struct: JSON objects go as they are; any other configuration as {"value": "…"}. */

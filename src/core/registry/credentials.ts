@@ -209,3 +209,20 @@ export class CredentialChain implements CredentialSource {
     return undefined;
   }
 }
+
+/** The `auths` of a Docker config held in memory, e.g. a kubernetes.io/dockerconfigjson Secret's data. */
+export class DockerAuthsCredentials implements CredentialSource {
+  constructor(
+    private readonly config: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }> },
+    readonly description: string,
+  ) {}
+  async get(registry: string): Promise<Credential | undefined> {
+    for (const [key, entry] of Object.entries(this.config.auths ?? {})) {
+      if (keyMatches(key, registry)) {
+        const found = fromAuthEntry(entry);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+}
