@@ -50,6 +50,23 @@ interface Watcher {
   timers: NodeJS.Timeout[];
 }
 
+export interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+function ruleAllows(rules: PolicyRule[], verb: string, group: string, resource: string, name?: string): boolean {
+  return rules.some(
+    (r) =>
+      (r.verbs.includes(verb) || r.verbs.includes('*')) &&
+      (r.apiGroups ?? []).some((g) => g === group || g === '*') &&
+      (r.resources ?? []).some((x) => x === resource || x === '*') &&
+      (!r.resourceNames?.length || (!!name && r.resourceNames.includes(name))),
+  );
+}
+
 export interface ApiRequest {
   method: string;
   path: string;
@@ -109,8 +126,15 @@ export class KubeApiDouble {
   readonly objects = new Map<string, KubeObject>();
   private revision = 1000;
   readonly requests: ApiRequest[] = [];
+  /** What RBAC (`rbac`) refused: "verb group/resource in namespace". */
+  readonly denied: string[] = [];
   /** "verb plural" pairs RBAC forbids, e.g. "create envoyfilters". */
   readonly forbidden = new Set<string>();
+  /**
+   * When set, RBAC as the API server does it: only what these PolicyRules allow (cluster-wide rules, and
+   * rules that hold in one namespace) passes; every other request is 403 Forbidden.
+   */
+  rbac?: { cluster: PolicyRule[]; namespaced: Record<string, PolicyRule[]> };
   /** Container logs: "ns/pod/container" → lines with their times. */
   readonly logs = new Map<string, { time: Date; text: string }[]>();
   /** Fails every request when set (an unreachable or broken server is tested by stopping it instead). */
@@ -418,14 +442,16 @@ users:
     if (!t || t.version !== version) {
       return this.send(res, 404, status(404, 'NotFound', `the server could not find the requested resource (${method.toLowerCase()} ${plural}${group ? `.${group}` : ''})`, { kind: plural }));
     }
-    const verb = method === 'GET' ? (name ? 'get' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method === 'DELETE' ? 'delete' : method.toLowerCase();
+    const verb = method === 'GET' ? (name ? 'get' : /^(true|1)$/.test(url.searchParams.get('watch') ?? '') ? 'watch' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method === 'DELETE' ? 'delete' : method.toLowerCase();
     const resourceName = sub ? `${plural}/${sub}` : plural;
     const injected = this.injected.get(`${verb} ${plural}`);
     if (injected && injected.times > 0) {
       injected.times--;
       return this.send(res, injected.code, status(injected.code, injected.reason, `injected ${injected.reason} on ${verb} ${plural}${name ? ` "${name}"` : ''}`, { name, kind: plural }));
     }
-    if (this.forbidden.has(`${verb} ${resourceName}`) || this.forbidden.has(`${verb} ${plural}`)) {
+    const rbacDenies = this.rbac && !ruleAllows(this.rbac.cluster, verb, group, resourceName, name) && !(namespace && ruleAllows(this.rbac.namespaced[namespace] ?? [], verb, group, resourceName, name));
+    if (rbacDenies) this.denied.push(`${verb} ${group ? `${group}/` : ''}${resourceName}${namespace ? ` in ${namespace}` : ''}`);
+    if (rbacDenies || this.forbidden.has(`${verb} ${resourceName}`) || this.forbidden.has(`${verb} ${plural}`)) {
       return this.send(
         res,
         403,

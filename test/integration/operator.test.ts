@@ -18,12 +18,12 @@ import { filterWat, wat } from '../helpers/wasm';
 const WORKLOADS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
 const FD = 'wasme.io/v1';
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
+async function until<T>(what: string | (() => string), f: () => T | undefined | false, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = f();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -235,6 +235,40 @@ describe('FilterDeployment operator', () => {
     api.remove(FD, 'FilterDeployment', 'bookinfo', 'watched');
     await until('watched gone', () => !api.get(FD, 'FilterDeployment', 'bookinfo', 'watched'));
     await stopOperator(op);
+  });
+
+  it('needs no more than deploy/rbac.yaml grants: both modes, a pull secret, the cache installed, a delete', async () => {
+    const docs = yaml.loadAll(await fs.readFile(path.join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')) as KubeObject[];
+    const clusterRole = docs.find((d) => d.kind === 'ClusterRole')!;
+    const leaseRole = docs.find((d) => d.kind === 'Role')!;
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'wasm-filter-system' } });
+    // No wasme cache yet, so the operator installs it; and a current Istio's WasmPlugin CRD.
+    for (const [v, kind, name] of [['v1', 'ConfigMap', 'wasme-cache'], ['apps/v1', 'DaemonSet', 'wasme-cache'], ['v1', 'ServiceAccount', 'wasme-cache'], ['rbac.authorization.k8s.io/v1', 'Role', 'wasme-cache'], ['rbac.authorization.k8s.io/v1', 'RoleBinding', 'wasme-cache']] as const) {
+      api.remove(v, kind, 'wasme', name);
+    }
+    api.remove('v1', 'Namespace', undefined, 'wasme');
+    const crd = (plural: string, group: string, kind: string, version: string) =>
+      api.put({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `${plural}.${group}` }, spec: { group, scope: 'Namespaced', names: { plural, kind }, versions: [{ name: version, served: true, storage: true }] } });
+    crd('wasmplugins', 'extensions.istio.io', 'WasmPlugin', 'v1alpha1');
+    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hub-login', namespace: 'bookinfo' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: {} })).toString('base64') } });
+    api.rbac = { cluster: clusterRole.rules, namespaced: { 'wasm-filter-system': leaseRole.rules } };
+    try {
+      const { op } = await startOperator({ lease: { namespace: 'wasm-filter-system', name: 'wasm-filter-operator', durationMs: 1500, retryMs: 150 } });
+      api.put(tutorialFd(image, { name: 'by-envoyfilter', istio: { labels: { app: 'productpage' }, mode: 'envoyfilter' } }));
+      api.put(tutorialFd(image, { name: 'by-wasmplugin', istio: { labels: { app: 'ratings' }, mode: 'wasmplugin' }, filter: { imagePullOptions: { pullSecret: 'hub-login' } }, config: { greeting: 'hi' } }));
+      await until(() => `both settled (refused: ${api.denied.join('; ')}; status: ${JSON.stringify([fdStatus('by-envoyfilter'), fdStatus('by-wasmplugin')])})`, () => fdStatus('by-envoyfilter')?.workloads?.['productpage-v1']?.state === 'Succeeded' && fdStatus('by-wasmplugin')?.workloads?.['ratings-v1']?.state === 'Succeeded');
+      assert.ok(api.get('apps/v1', 'DaemonSet', 'wasme', 'wasme-cache'), "the operator installed wasme's cache");
+      const plugin = api.get('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bookinfo', 'by-wasmplugin.bookinfo')!;
+      assert.equal(plugin.spec.imagePullSecret, 'hub-login');
+      assert.deepEqual(plugin.spec.pluginConfig, { greeting: 'hi' }, 'a JSON config reaches WasmPlugin as JSON');
+      assert.equal(plugin.metadata.ownerReferences[0].name, 'by-wasmplugin');
+      for (const name of ['by-envoyfilter', 'by-wasmplugin']) api.remove(FD, 'FilterDeployment', 'bookinfo', name);
+      await until('both gone', () => !api.get(FD, 'FilterDeployment', 'bookinfo', 'by-envoyfilter') && !api.get(FD, 'FilterDeployment', 'bookinfo', 'by-wasmplugin'));
+      assert.deepEqual(api.denied, [], 'nothing was refused');
+      await stopOperator(op);
+    } finally {
+      api.rbac = undefined;
+    }
   });
 
   it('runs as `wasm-filter operator`: JSON logs, /healthz and /metrics, a clean stop on SIGTERM; `operator crd` is deploy/crd.yaml', async () => {
