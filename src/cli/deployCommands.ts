@@ -166,7 +166,14 @@ export function addDeployCommands(program: Command, out: Output, helpers: { open
       out.line(JSON.stringify(list, null, 2));
       return;
     }
-    out.line(formatTable(['NAMESPACE', 'ID', 'MODE', 'IMAGE', 'DIGEST', 'WORKLOADS'], list.map((d) => [d.namespace, d.id, d.mode, d.image || '-', d.digest ? d.digest.slice(7, 19) : '-', d.workloads.join(',') || '(by selector)'])));
+    // STATE: a FilterDeployment's Ready condition as its operator reports it; applied objects are "deployed".
+    const state = (d: (typeof list)[number]) => (d.status ? (d.status.ready === 'True' ? 'Ready' : d.status.ready === 'False' ? `NotReady: ${d.status.conditions.find((c) => c.type === 'Ready')?.reason ?? ''}` : 'Pending') : 'deployed');
+    out.line(
+      formatTable(
+        ['NAMESPACE', 'ID', 'MODE', 'IMAGE', 'DIGEST', 'WORKLOADS', 'STATE'],
+        list.map((d) => [d.namespace, d.id, d.mode, d.image || '-', d.digest ? d.digest.slice(7, 19) : '-', d.workloads.join(',') || '(by selector)', state(d)]),
+      ),
+    );
   });
 
   clusterOptions(

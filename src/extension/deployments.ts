@@ -90,10 +90,13 @@ export class DeployedFilterItem extends vscode.TreeItem {
     super(filter.id, vscode.TreeItemCollapsibleState.Collapsed);
     this.id = `filter:${filter.namespace}/${filter.id}`;
     const problems = findings.filter((f) => f.severity === 'error').length;
-    this.description = [filter.mode, filter.image.split('/').slice(-1)[0], problems ? `${problems} problem(s)` : undefined].filter(Boolean).join(' · ');
-    this.iconPath = new vscode.ThemeIcon(problems ? 'error' : 'pass');
+    // A FilterDeployment shows what its operator says (Ready, or why not).
+    const ready = filter.status ? (filter.status.ready === 'True' ? 'Ready' : filter.status.ready === 'False' ? `not ready: ${filter.status.conditions.find((c) => c.type === 'Ready')?.reason ?? ''}` : 'pending') : undefined;
+    this.description = [filter.mode, filter.image.split('/').slice(-1)[0], ready, problems ? `${problems} problem(s)` : undefined].filter(Boolean).join(' · ');
+    this.iconPath = new vscode.ThemeIcon(problems || filter.status?.ready === 'False' ? 'error' : filter.status && filter.status.ready !== 'True' ? 'sync' : 'pass');
     this.contextValue = 'wasmFilterDeployed';
-    this.tooltip = `${filter.image}\n${filter.digest}\n${filter.objects.join('\n')}`;
+    const conditions = filter.status?.conditions.map((c) => `${c.type}: ${c.status}${c.reason ? ` (${c.reason})` : ''}${c.message ? ` — ${c.message}` : ''}`) ?? [];
+    this.tooltip = [filter.image, filter.digest, ...filter.objects, ...(filter.status?.reason ? [filter.status.reason] : []), ...conditions].filter(Boolean).join('\n');
   }
 }
 
@@ -101,8 +104,18 @@ class WorkloadItem extends vscode.TreeItem {
   constructor(name: string, state: string, detail?: string) {
     super(name, vscode.TreeItemCollapsibleState.None);
     this.description = state;
-    this.iconPath = new vscode.ThemeIcon(state === 'deployed' ? 'server-process' : 'warning');
+    this.iconPath = new vscode.ThemeIcon(state === 'deployed' || state === 'Succeeded' ? 'server-process' : state === 'Pending' ? 'sync' : 'warning');
     if (detail) this.tooltip = detail;
+  }
+}
+
+class ConditionItem extends vscode.TreeItem {
+  constructor(c: { type: string; status: string; reason?: string; message?: string }) {
+    super(`${c.type}: ${c.status}`, vscode.TreeItemCollapsibleState.None);
+    this.description = c.reason ?? '';
+    this.tooltip = c.message ?? '';
+    this.iconPath = new vscode.ThemeIcon(c.status === 'True' ? 'check' : c.status === 'False' ? 'close' : 'question');
+    this.contextValue = 'wasmFilterCondition';
   }
 }
 
@@ -139,11 +152,16 @@ export class DeploymentsTree implements vscode.TreeDataProvider<vscode.TreeItem>
   async getChildren(element?: vscode.TreeItem): Promise<vscode.TreeItem[]> {
     if (element instanceof NamespaceItem) return element.filters.map((f) => new DeployedFilterItem(f, this.findings.filter((x) => x.namespace === f.namespace && (!x.filter || x.filter === f.id || f.digest.startsWith(x.filter ?? '-')))));
     if (element instanceof DeployedFilterItem) {
+      const status = element.filter.status;
       const workloads = element.filter.workloads.length ? element.filter.workloads : ['(selected by labels)'];
-      return workloads.map((w) => {
+      const rows: vscode.TreeItem[] = workloads.map((w) => {
         const problem = element.findings.find((f) => f.pod.startsWith(w));
-        return new WorkloadItem(w, problem ? problem.kind : 'deployed', problem?.advice);
+        const reported = status?.workloadStates[w];
+        return new WorkloadItem(w, problem ? problem.kind : reported ? reported.state : 'deployed', problem?.advice ?? reported?.reason);
       });
+      // A FilterDeployment's conditions, as its operator wrote them.
+      for (const c of status?.conditions ?? []) rows.push(new ConditionItem(c));
+      return rows;
     }
     if (element) return [];
     try {
@@ -263,7 +281,17 @@ export async function deployCommand(deps: { clusters: ClusterService; store: Sto
   const labelsText = given?.labels || given?.confirmed ? undefined : await vscode.window.showInputBox({ title: 'Workloads', prompt: 'Select workloads by labels, e.g. app=reviews (empty: every workload in the namespace)', value: '' });
   const labels = given?.labels ?? Object.fromEntries((labelsText ?? '').split(',').filter((p) => p.includes('=')).map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
   const modes = [caps.wasmPluginCrd && 'wasmplugin', caps.envoyFilterCrd && 'envoyfilter', caps.filterDeploymentCrd && 'filterdeployment'].filter(Boolean) as DeployMode[];
-  const mode = given?.mode ?? ((await vscode.window.showQuickPick(modes, { title: `How to deploy (Istio ${caps.istioVersion ?? 'unknown'})` })) as DeployMode | undefined);
+  const labelOf: Record<DeployMode, string> = {
+    wasmplugin: 'as a WasmPlugin',
+    envoyfilter: 'as EnvoyFilters (wasme-compatible)',
+    filterdeployment: 'as a FilterDeployment (the operator applies it)',
+  };
+  const mode =
+    given?.mode ??
+    (await vscode.window.showQuickPick(
+      modes.map((m) => ({ label: labelOf[m], mode: m })),
+      { title: `How to deploy (Istio ${caps.istioVersion ?? 'unknown'})` },
+    ))?.mode;
   if (!mode) return undefined;
   // A confirmed (scripted) deploy asks nothing: what it was not given is left empty.
   const config = given?.config ?? (given?.confirmed ? '' : await vscode.window.showInputBox({ title: 'Configuration', prompt: 'The filter configuration (a string or JSON); empty for none', value: '' })) ?? '';

@@ -99,6 +99,8 @@ describe('FilterDeployment operator', () => {
 
   const fdStatus = (name = 'bookinfo-custom-filter') => api.get(FD, 'FilterDeployment', 'bookinfo', name)?.status;
   const ready = (name?: string) => fdStatus(name)?.conditions?.find((c: { type: string }) => c.type === 'Ready');
+  // The digest column: the image's manifest digest, from the objects the operator made.
+  const digestColumn = () => '[0-9a-f]{12}';
   const specs = () => JSON.stringify(api.list('apps/v1', 'Deployment', 'bookinfo').map((d) => [d.metadata.name, d.spec]));
 
   it("makes the tutorial's EnvoyFilters, updates them when the config changes, and restores every workload on delete", async () => {
@@ -122,6 +124,8 @@ describe('FilterDeployment operator', () => {
     }
     assert.deepEqual(fd.metadata.finalizers, ['wasm-filter-studio.dev/restore-workloads']);
     assert.match(api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v1')!.spec.template.metadata.annotations['sidecar.istio.io/userVolume'], /wasme-cache/);
+    const listed = await runCli(['deployments', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home: tempDir() });
+    assert.match(listed.stdout, new RegExp(`bookinfo\\s+${id.replace('.', '\\.')}\\s+filterdeployment\\s+${image.replace(/[.:/]/g, '\\$&')}\\s+${digestColumn()}\\s+${WORKLOADS.join(',')}\\s+Ready`), listed.stdout);
 
     // Updated to "goodbye": a new generation, the EnvoyFilters carry the new value.
     api.put({ ...fd, spec: { ...fd.spec, filter: { ...fd.spec.filter, config: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: 'goodbye' } } } });

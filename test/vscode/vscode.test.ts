@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { REPO_ROOT, tempDir } from '../helpers/env';
-import { KubeApiDouble, seedBookinfo } from '../helpers/kubeApi';
+import { KubeApiDouble, seedBookinfo, type KubeObject } from '../helpers/kubeApi';
+import { filterDeploymentCrd } from '../../src/core/operator/filterDeployment';
 import { startRegistry, USERS, type StartedRegistry } from '../helpers/registry';
 import { launchBrowser, startServer, vscodeHostMissing, workbenchUrl, type RunningServer } from './codeServer';
 
@@ -29,6 +30,24 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
     seedBookinfo(kube, { istioVersion: '1.28.0', wasmPlugin: true });
     const pod = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v1'))!;
     kube.addLog('bookinfo', pod.metadata.name, 'istio-proxy', `2026-11-25T10:00:00.000Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://webassemblyhub.io/studio-filter:latest: UNAUTHORIZED: authentication required`);
+    // A FilterDeployment in another namespace, with the status an operator wrote.
+    kube.put(filterDeploymentCrd() as KubeObject);
+    kube.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+    kube.put({
+      apiVersion: 'wasme.io/v1',
+      kind: 'FilterDeployment',
+      metadata: { name: 'cart-filter', namespace: 'shop' },
+      spec: { filter: { image: 'webassemblyhub.io/alice/cart-filter:v1' }, deployment: { istio: { kind: 'Deployment', labels: { app: 'cart' } } } },
+      status: {
+        observedGeneration: 1,
+        reason: 'pulling manifest v1 at webassemblyhub.io failed: No image with that tag or digest exists there.',
+        workloads: { 'cart-v1': { state: 'Failed', reason: 'ImageNotFound' } },
+        conditions: [
+          { type: 'Ready', status: 'False', reason: 'ImageNotFound', message: 'No image with that tag or digest exists there.', lastTransitionTime: '2026-11-25T10:00:00Z' },
+          { type: 'ProxiesHealthy', status: 'Unknown', reason: 'NotDeployed', message: 'Nothing is deployed to read proxies about.', lastTransitionTime: '2026-11-25T10:00:00Z' },
+        ],
+      },
+    });
     // And the filter's own abort on another pod, which names a line of the project's source.
     const other = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v2'))!;
     kube.addLog('bookinfo', other.metadata.name, 'istio-proxy', `[2026-11-25 10:00:01.000][20][critical][wasm] [source/extensions/common/wasm/context.cc:1170] wasm log studio add_header: header missing at: assembly/index.ts(3:5)`);

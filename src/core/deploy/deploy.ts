@@ -486,6 +486,13 @@ export interface DeployedFilter {
   digest: string;
   workloads: string[];
   objects: string[];
+  /** A FilterDeployment's status as its operator reports it: per-workload state, and conditions. */
+  status?: {
+    ready?: 'True' | 'False' | 'Unknown';
+    reason?: string;
+    workloadStates: Record<string, { state: string; reason?: string }>;
+    conditions: { type: string; status: string; reason?: string; message?: string }[];
+  };
 }
 
 /** The filters this tool deployed, from their labels. */
@@ -495,12 +502,36 @@ export async function listDeployments(cluster: Cluster, options: { namespace?: s
   for (const [mode, gvr] of Object.entries(GVR) as [DeployMode, Gvr][]) {
     const present = await cluster.find({ verb: 'get', resource: 'customresourcedefinitions', name: CRDS[mode] }, () => cluster.extensions.readCustomResourceDefinition({ name: CRDS[mode] }));
     if (!present) continue;
+    // Every FilterDeployment (an operator serves those made with kubectl too); ours only, of the rest.
+    const selector = mode === 'filterdeployment' ? undefined : labelSelector;
     const list = (await cluster.call({ verb: 'list', resource: gvr.plural, ...(options.namespace ? { namespace: options.namespace } : {}) }, () =>
       options.namespace
-        ? cluster.custom.listNamespacedCustomObject({ ...gvr, namespace: options.namespace, labelSelector })
-        : cluster.custom.listClusterCustomObject({ ...gvr, labelSelector }),
+        ? cluster.custom.listNamespacedCustomObject({ ...gvr, namespace: options.namespace, ...(selector ? { labelSelector: selector } : {}) })
+        : cluster.custom.listClusterCustomObject({ ...gvr, ...(selector ? { labelSelector: selector } : {}) }),
     )) as { items: KubeObject[] };
     for (const o of list.items) {
+      if (mode === 'filterdeployment') {
+        const id = String(o.spec?.filter?.id ?? `${o.metadata!.name}.${o.metadata!.namespace}`);
+        const key = `${o.metadata!.namespace}/${id}`;
+        const entry = found.get(key) ?? { id, namespace: o.metadata!.namespace!, mode, image: '', digest: '', workloads: [], objects: [] };
+        const status = o.status ?? {};
+        const conditions = (status.conditions ?? []) as NonNullable<DeployedFilter['status']>['conditions'];
+        // What the operator made for it belongs to it: the entry is the FilterDeployment's.
+        found.set(key, {
+          ...entry,
+          mode,
+          image: String(o.spec?.filter?.image ?? ''),
+          workloads: status.workloads ? Object.keys(status.workloads).sort() : entry.workloads,
+          objects: [`FilterDeployment/${o.metadata!.name}`, ...entry.objects],
+          status: {
+            ...(conditions.find((c) => c.type === 'Ready') ? { ready: conditions.find((c) => c.type === 'Ready')!.status as 'True' } : {}),
+            ...(status.reason ? { reason: String(status.reason) } : {}),
+            workloadStates: status.workloads ?? {},
+            conditions,
+          },
+        });
+        continue;
+      }
       const id = o.metadata?.labels?.[FILTER_ID_LABEL] ?? o.metadata!.name!;
       const ns = o.metadata!.namespace!;
       const key = `${ns}/${id}`;
@@ -510,7 +541,6 @@ export async function listDeployments(cluster: Cluster, options: { namespace?: s
       if (annotated) [entry.image, entry.digest] = annotated.split('@') as [string, string];
       if (mode === 'envoyfilter') entry.workloads.push(String(o.metadata!.name).replace(new RegExp(`-${id}$`), ''));
       else if (mode === 'wasmplugin' && !entry.image) entry.image = String(o.spec?.url ?? '').replace(/^oci:\/\//, '');
-      else if (mode === 'filterdeployment' && !entry.image) entry.image = o.spec?.filter?.image ?? '';
       found.set(key, entry);
     }
   }

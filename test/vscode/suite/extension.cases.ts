@@ -266,7 +266,7 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.equal(result.mode, 'wasmplugin');
       assert.equal(result.writes, 1);
       assert.deepEqual(result.workloads, ['reviews-v1', 'reviews-v2', 'reviews-v3']);
-      assert.deepEqual((await exports.deploymentRows()).map((r) => r.label), ['bookinfo']);
+      assert.deepEqual((await exports.deploymentRows()).map((r) => r.label), ['bookinfo', 'shop']);
       const [filter] = await exports.deploymentRows(['bookinfo']);
       assert.equal(filter?.label, 'studio');
       assert.match(filter!.description, /^wasmplugin · studio-filter:latest · 2 problem\(s\)$/);
@@ -286,7 +286,22 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.equal(abort.d.range.start.character, 4);
       assert.match(abort.d.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v2-\S+ istio-proxy: .*header missing/);
       assert.equal(await vscode.commands.executeCommand('wasmFilter.undeployFilter', { id: 'studio', namespace: 'bookinfo' }), 1);
-      assert.deepEqual(await exports.deploymentRows(), []);
+      assert.deepEqual((await exports.deploymentRows()).map((r) => r.label), ['shop']);
+    },
+  },
+  {
+    name: 'the Deployments view shows a FilterDeployment with the state and conditions its operator reports',
+    fn: async () => {
+      const exports = await api();
+      const [fd] = await exports.deploymentRows(['shop']);
+      assert.equal(fd?.label, 'cart-filter.shop');
+      assert.equal(fd?.description, 'filterdeployment · cart-filter:v1 · not ready: ImageNotFound');
+      const rows = await exports.deploymentRows(['shop', 'cart-filter.shop']);
+      assert.deepEqual(rows, [
+        { label: 'cart-v1', description: 'Failed' },
+        { label: 'Ready: False', description: 'ImageNotFound' },
+        { label: 'ProxiesHealthy: Unknown', description: 'NotDeployed' },
+      ]);
     },
   },
   {
