@@ -140,6 +140,7 @@ describe('FilterDeployment operator', () => {
   });
 
   it('a new workload matching the labels gets the filter; an owned EnvoyFilter deleted by someone is made again', async () => {
+    const v2Annotations = JSON.stringify(api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v2')!.spec.template.metadata.annotations);
     const { op } = await startOperator();
     api.put(tutorialFd(image, { name: 'reviews-filter', istio: { labels: { app: 'reviews' } } }));
     const id = 'reviews-filter.bookinfo';
@@ -152,6 +153,12 @@ describe('FilterDeployment operator', () => {
     // The workload goes: its EnvoyFilter goes too, and the status no longer lists it.
     api.remove('apps/v1', 'Deployment', 'bookinfo', 'reviews-v4');
     await until('the gone workload to leave the status', () => !api.get('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo', `reviews-v4-${id}`) && fdStatus('reviews-filter') && !('reviews-v4' in (fdStatus('reviews-filter').workloads ?? {})));
+    // A workload relabelled out of the selection: its EnvoyFilter goes and its annotations are restored.
+    const v2 = api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v2')!;
+    api.put({ ...v2, metadata: { ...v2.metadata, labels: { app: 'reviews-legacy', version: 'v2' } } });
+    await until('reviews-v2 let go', () => !api.get('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo', `reviews-v2-${id}`) && !api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v2')!.spec.template.metadata.annotations['wasm-filter-studio.dev/filters']);
+    assert.equal(JSON.stringify(api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v2')!.spec.template.metadata.annotations), v2Annotations, 'annotations as before the filter');
+    api.put({ ...api.get('apps/v1', 'Deployment', 'bookinfo', 'reviews-v2')!, metadata: { ...v2.metadata } });
     api.remove(FD, 'FilterDeployment', 'bookinfo', 'reviews-filter');
     await until('the FilterDeployment to go', () => !api.get(FD, 'FilterDeployment', 'bookinfo', 'reviews-filter'));
     await stopOperator(op);

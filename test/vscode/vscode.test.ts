@@ -30,6 +30,9 @@ describe('in a real VS Code (code-server in Chromium)', { skip: missing }, () =>
     seedBookinfo(kube, { istioVersion: '1.28.0', wasmPlugin: true });
     const pod = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v1'))!;
     kube.addLog('bookinfo', pod.metadata.name, 'istio-proxy', `2026-11-25T10:00:00.000Z\terror\twasm\terror in converting the wasm config to local: cannot fetch Wasm module oci://webassemblyhub.io/studio-filter:latest: UNAUTHORIZED: authentication required`);
+    // The wasme tutorial's failure: the sidecar loaded the EnvoyFilter before the cache had the module.
+    const third = kube.list('v1', 'Pod', 'bookinfo').find((p) => p.metadata.name.startsWith('reviews-v3'))!;
+    kube.addLog('bookinfo', third.metadata.name, 'istio-proxy', `[2026-11-25 10:00:02.000][21][warning][config] [external/envoy/source/common/config/grpc_subscription_impl.cc:87] gRPC config for type.googleapis.com/envoy.api.v2.Listener rejected: Error adding/updating listener(s) virtualInbound: Invalid path: /var/local/lib/wasme-cache/${'ab'.repeat(32)}`);
     // A FilterDeployment in another namespace, with the status an operator wrote.
     kube.put(filterDeploymentCrd() as KubeObject);
     kube.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });

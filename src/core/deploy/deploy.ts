@@ -83,6 +83,8 @@ export interface DeployOptions {
   cacheTimeoutMs?: number;
   /** WasmPlugin mode, private images: the login Istio pulls with (kept in a Secret, never printed). */
   pullCredential?: { registry: string; username: string; secret: string };
+  /** What the cluster offers, when the caller already knows (the operator keeps it for a while). */
+  capabilities?: ClusterCapabilities;
 }
 
 /** One change a deploy makes (or, in a dry run, would make). */
@@ -332,7 +334,7 @@ export async function waitForCache(cluster: Cluster, image: string, timeoutMs: n
  * check and read comes before the first write, so a refusal leaves the cluster as it was.
  */
 export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options: DeployOptions): Promise<DeployResult> {
-  const caps = await detectCapabilities(cluster, options);
+  const caps = options.capabilities ?? (await detectCapabilities(cluster, options));
   const mode = chooseMode(options.mode, caps, cluster);
   if (!options.ignoreVersionCheck && caps.istioVersion && options.abiVersions?.length && !abiSupportsIstio(options.abiVersions, caps.istioVersion)) {
     throw new UserError(
@@ -406,7 +408,13 @@ export async function deployFilter(cluster: Cluster, f: FilterToDeploy, options:
  * same id made that no longer belongs — EnvoyFilters of workloads no longer selected, the other mode's
  * objects after a mode change — and restores the annotations of workloads it no longer needs.
  */
-export async function pruneFilter(cluster: Cluster, f: FilterToDeploy, result: Pick<DeployResult, 'mode' | 'workloads' | 'capabilities'>): Promise<Change[]> {
+export async function pruneFilter(
+  cluster: Cluster,
+  f: FilterToDeploy,
+  result: Pick<DeployResult, 'mode' | 'workloads' | 'capabilities'>,
+  /** The workloads the last deploy selected, when known: only those are looked at, not the whole namespace. */
+  previousWorkloads?: string[],
+): Promise<Change[]> {
   const changes: Change[] = [];
   const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${FILTER_ID_LABEL}=${f.id}`;
   const keep = new Set(result.mode === 'wasmplugin' ? [`wasmplugins/${f.id}`] : result.mode === 'envoyfilter' ? result.workloads.map((w) => `envoyfilters/${w}-${f.id}`) : []);
@@ -424,7 +432,9 @@ export async function pruneFilter(cluster: Cluster, f: FilterToDeploy, result: P
     }
   }
   const needed = new Set(result.mode === 'envoyfilter' ? result.workloads : []);
-  const workloads = await listWorkloads(cluster, { ...f, labels: {} });
+  const candidates = previousWorkloads?.filter((w) => !needed.has(w));
+  if (candidates && !candidates.length) return changes;
+  const workloads = (await listWorkloads(cluster, { ...f, labels: {} })).filter((w) => !candidates || candidates.includes(w.name));
   for (const w of workloads) {
     if (needed.has(w.name) || !(w.annotations[WORKLOAD_FILTERS_ANNOTATION] ?? '').split(',').includes(f.id)) continue;
     const next = unannotateForCache(w.annotations, f.id);

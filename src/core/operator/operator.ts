@@ -207,9 +207,23 @@ export class FilterDeploymentOperator {
     if (this.running) return;
     this.running = true;
     const caps = await detectCapabilities(this.cluster);
+    if (!caps.filterDeploymentCrd) {
+      this.options.log('error', 'the FilterDeployment CRD is not installed; waiting for it', { hint: 'kubectl apply -f deploy/crd.yaml (or: wasm-filter operator crd | kubectl apply -f -)' });
+    }
     const fds = (this.fdInformer = this.informer(GROUP, VERSION, PLURAL));
-    fds.on('add', (o) => this.enqueue(o));
-    fds.on('update', (o) => this.enqueue(o));
+    // Only changes that ask for work: a new generation (spec) or a delete. The echoes of the operator's own
+    // finalizer and status writes are not (controller-runtime's GenerationChangedPredicate).
+    const seen = new Map<string, string>();
+    const onFd = (o: KubeObject) => {
+      const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
+      const signature = `${o.metadata?.generation}|${!!o.metadata?.deletionTimestamp}`;
+      if (seen.get(key) === signature) return;
+      seen.set(key, signature);
+      this.enqueue(o);
+    };
+    fds.on('add', onFd);
+    fds.on('update', onFd);
+    fds.on('delete', (o) => seen.delete(`${o.metadata?.namespace}/${o.metadata?.name}`));
     // A workload that appears, changes labels or goes: the FilterDeployments of its namespace that select it.
     const wake = (w: KubeObject) => {
       for (const fd of fds.list(w.metadata?.namespace)) {
@@ -224,26 +238,36 @@ export class FilterDeploymentOperator {
     };
     for (const [plural, kind] of [['deployments', 'Deployment'], ['daemonsets', 'DaemonSet'], ['statefulsets', 'StatefulSet']] as const) {
       const inf = this.informer('apps', 'v1', plural);
-      const withKind = (o: KubeObject) => wake({ ...o, kind });
-      inf.on('add', withKind);
-      inf.on('update', withKind);
-      inf.on('delete', withKind);
+      // A workload matters when it comes, goes, or changes labels (not when its annotations or status do).
+      const labelsOf = new Map<string, string>();
+      const key = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+      inf.on('add', (o) => {
+        labelsOf.set(key(o), JSON.stringify(o.metadata?.labels ?? {}));
+        wake({ ...o, kind });
+      });
+      inf.on('update', (o) => {
+        const labels = JSON.stringify(o.metadata?.labels ?? {});
+        if (labelsOf.get(key(o)) === labels) return;
+        labelsOf.set(key(o), labels);
+        wake({ ...o, kind });
+      });
+      inf.on('delete', (o) => {
+        labelsOf.delete(key(o));
+        wake({ ...o, kind });
+      });
     }
-    // What the operator made: deleted or changed by someone else, its owner puts it right.
+    // What the operator made, deleted by someone else: its owner makes it again. (A changed one is put right
+    // at the next resync; reacting to every update would also react to the operator's own writes.)
     const owned = (o: KubeObject) => {
       const owner = o.metadata?.ownerReferences?.find((r) => r.kind === KIND);
       if (owner && o.metadata?.namespace) this.queue.add(`${o.metadata.namespace}/${owner.name}`);
     };
     const selector = 'app.kubernetes.io/managed-by=wasm-filter-studio';
     if (caps.envoyFilterCrd) {
-      const inf = this.informer('networking.istio.io', 'v1alpha3', 'envoyfilters', selector);
-      inf.on('update', owned);
-      inf.on('delete', owned);
+      this.informer('networking.istio.io', 'v1alpha3', 'envoyfilters', selector).on('delete', owned);
     }
     if (caps.wasmPluginCrd) {
-      const inf = this.informer('extensions.istio.io', 'v1alpha1', 'wasmplugins', selector);
-      inf.on('update', owned);
-      inf.on('delete', owned);
+      this.informer('extensions.istio.io', 'v1alpha1', 'wasmplugins', selector).on('delete', owned);
     }
     await Promise.all(this.informers.map((i) => i.start()));
     this.workers = Array.from({ length: this.options.workers }, () => this.work());

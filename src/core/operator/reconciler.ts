@@ -1,6 +1,6 @@
 import { describeError, UserError } from '../errors';
 import type { Cluster, KubeObject } from '../deploy/cluster';
-import { deployFilter, pruneFilter, undeployFilter, type DeployResult } from '../deploy/deploy';
+import { deployFilter, detectCapabilities, pruneFilter, undeployFilter, type ClusterCapabilities, type DeployResult } from '../deploy/deploy';
 import type { FilterToDeploy } from '../deploy/istioObjects';
 import { collectFindings, type Finding } from '../deploy/proxyFindings';
 import {
@@ -32,6 +32,8 @@ export class RetryableError extends Error {}
 export interface ReconcilerOptions {
   /** After a change, how long proxies get to load it before their logs are read. */
   settleMs: number;
+  /** How long what the cluster offers is kept before it is read again. */
+  capabilitiesTtlMs?: number;
   /** How often a settled FilterDeployment is looked at again for new proxy findings. */
   resyncMs: number;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -42,11 +44,24 @@ export interface ReconcilerOptions {
  * state and writes only what differs, so a repeat (or a restart) writes nothing.
  */
 export class FilterDeploymentReconciler {
+  /** What the cluster offers (CRDs, Istio's version), kept for a while: it rarely changes, and every reconcile needs it. */
+  private readonly capabilities = new Map<string, { at: number; caps: Promise<ClusterCapabilities> }>();
+
   constructor(
     private readonly cluster: Cluster,
     private readonly images: ImageResolver,
     private readonly options: ReconcilerOptions,
   ) {}
+
+  private capabilitiesFor(istioNamespace: string, istiodName?: string): Promise<ClusterCapabilities> {
+    const key = `${istioNamespace}|${istiodName ?? ''}`;
+    const hit = this.capabilities.get(key);
+    if (hit && Date.now() - hit.at < (this.options.capabilitiesTtlMs ?? 60_000)) return hit.caps;
+    const caps = detectCapabilities(this.cluster, { istioNamespace, ...(istiodName ? { istiodName } : {}) });
+    this.capabilities.set(key, { at: Date.now(), caps });
+    caps.catch(() => this.capabilities.delete(key));
+    return caps;
+  }
 
   async reconcile(fd: KubeObject): Promise<ReconcileResult> {
     const name = fd.metadata!.name!;
@@ -103,9 +118,13 @@ export class FilterDeploymentReconciler {
         ...(target.istiodName ? { istiodName: target.istiodName } : {}),
         abiVersions: image.abiVersions,
         cacheTimeoutMs: 0,
+        capabilities: await this.capabilitiesFor(target.istioNamespace, target.istiodName),
       });
       writes += result.writes;
-      writes += (await pruneFilter(this.cluster, f, result)).length;
+      // Only the workloads the last run reported can hold this filter's annotations (a mode change included);
+      // a FilterDeployment without a status has annotated nothing yet.
+      const previous = Object.keys(fd.status?.workloads ?? {});
+      writes += (await pruneFilter(this.cluster, f, result, previous)).length;
     } catch (err) {
       const code = err instanceof UserError ? err.code : 'E_INTERNAL';
       const reason = REASONS[code] ?? (code.startsWith('E_REGISTRY') || /registry|manifest|blob/i.test(describeError(err)) ? 'ImageUnavailable' : 'DeployFailed');

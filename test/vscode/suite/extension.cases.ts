@@ -272,8 +272,12 @@ export const cases: { name: string; fn: () => Promise<void> }[] = [
       assert.match(filter!.description, /^wasmplugin · studio-filter:latest · 2 problem\(s\)$/);
       const problems = await until('the istio-proxy findings in the Problems panel', () => {
         const found = vscode.languages.getDiagnostics().flatMap(([uri, ds]) => ds.filter((d) => d.source === 'istio-proxy').map((d) => ({ uri, d })));
-        return found.length >= 2 ? found : undefined;
+        return found.length >= 3 ? found : undefined;
       });
+      const race = problems.find((p) => String(p.d.code) === 'cache-race');
+      assert.ok(race, 'the Invalid path line is a Problem');
+      assert.match(race.d.message, /cache raced the sidecar/);
+      assert.match(race.d.relatedInformation?.[0]?.message ?? '', /^bookinfo\/reviews-v3-\S+ istio-proxy: .*Invalid path: \/var\/local\/lib\/wasme-cache\//);
       const pull = problems.find((p) => String(p.d.code) === 'image-pull-unauthorized');
       assert.ok(pull, 'the pull failure is a Problem');
       assert.match(pull.uri.path, new RegExp(`/${PROJECT}/wasm-filter\\.json$`), 'it lands on the project manifest');
