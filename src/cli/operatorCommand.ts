@@ -67,6 +67,8 @@ export function addOperatorCommand(program: Command, out: Output): void {
         void op.stop().then(resolve);
       };
     });
+    // A server command: once stopped, nothing of it should keep the process (client keep-alive sockets).
+    process.exit(process.exitCode ?? 0);
   });
 
   operator

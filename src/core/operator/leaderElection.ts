@@ -23,6 +23,7 @@ export class LeaderElector {
   private leading = false;
   private lastRenewed = 0;
   private stopped = false;
+  private inFlight: Promise<void> | undefined;
 
   constructor(
     private readonly cluster: Cluster,
@@ -35,22 +36,23 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.inFlight = this.tick();
   }
 
   /** Stops; a leader gives the lease up (so a successor need not wait for it to expire). */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.leading) {
-      this.setLeading(false);
-      await this.release().catch(() => undefined);
-    }
+    // A renewal under way finishes first: it must not make this replica leader again after the stop.
+    await this.inFlight;
+    if (this.leading) this.setLeading(false);
+    // Whether or not it was leading when told to stop, a lease this replica holds is given up.
+    await this.release().catch(() => undefined);
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.options.retryMs);
+    this.timer = setTimeout(() => (this.inFlight = this.tick()), this.options.retryMs);
     this.timer.unref?.();
   }
 
@@ -65,6 +67,7 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     try {
       const won = await this.tryAcquireOrRenew();
+      if (this.stopped) return;
       if (won) this.lastRenewed = Date.now();
       if (won) this.setLeading(true);
       else if (this.leading) this.setLeading(false);
