@@ -5,6 +5,7 @@ import type * as K8s from '@kubernetes/client-node' with { 'resolution-mode': 'i
 import { describeError } from '../errors';
 import type { Cluster, KubeObject } from '../deploy/cluster';
 import { detectCapabilities } from '../deploy/deploy';
+import { MANAGED_BY, MANAGED_BY_LABEL, WORKLOAD_FILTERS_ANNOTATION } from '../deploy/istioObjects';
 import { GROUP, KIND, PLURAL, VERSION } from './filterDeployment';
 import { ImageResolver } from './imageResolver';
 import { LeaderElector } from './leaderElection';
@@ -174,7 +175,6 @@ export class FilterDeploymentOperator {
     const list = async () => {
       this.cluster.requests++;
       const args = { group, version, plural, ...(labelSelector ? { labelSelector } : {}) };
-      if (!group && plural === 'pods') return ns ? this.cluster.core.listNamespacedPod({ namespace: ns }) : this.cluster.core.listPodForAllNamespaces({});
       if (group === 'apps') {
         const apps = this.cluster.apps;
         const p = { ...(labelSelector ? { labelSelector } : {}) };
@@ -232,7 +232,7 @@ export class FilterDeploymentOperator {
         if (kind !== w.kind && w.kind) continue;
         const mine = (w.metadata?.labels ?? {}) as Record<string, string>;
         const selected = Object.entries(labels).every(([k, v]) => mine[k] === v);
-        const annotated = String(w.spec?.template?.metadata?.annotations?.['wasm-filter-studio.dev/filters'] ?? '').length > 0;
+        const annotated = String(w.spec?.template?.metadata?.annotations?.[WORKLOAD_FILTERS_ANNOTATION] ?? '').length > 0;
         if (selected || annotated) this.enqueue(fd);
       }
     };
@@ -262,7 +262,7 @@ export class FilterDeploymentOperator {
       const owner = o.metadata?.ownerReferences?.find((r) => r.kind === KIND);
       if (owner && o.metadata?.namespace) this.queue.add(`${o.metadata.namespace}/${owner.name}`);
     };
-    const selector = 'app.kubernetes.io/managed-by=wasm-filter-studio';
+    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
     if (caps.envoyFilterCrd) {
       this.informer('networking.istio.io', 'v1alpha3', 'envoyfilters', selector).on('delete', owned);
     }
