@@ -127,9 +127,13 @@ describe('FilterDeployment operator', () => {
     const listed = await runCli(['deployments', '-n', 'bookinfo', '--kubeconfig', kubeconfig], { home: tempDir() });
     assert.match(listed.stdout, new RegExp(`bookinfo\\s+${id.replace('.', '\\.')}\\s+filterdeployment\\s+${image.replace(/[.:/]/g, '\\$&')}\\s+${digestColumn()}\\s+${WORKLOADS.join(',')}\\s+Ready`), listed.stdout);
 
+    const events = () => api.list('v1', 'Event', 'bookinfo').filter((e) => e.involvedObject?.name === 'bookinfo-custom-filter').map((e) => `${e.type} ${e.reason}`);
+    assert.deepEqual(events(), ['Normal Applied'], 'one Event for the deploy, none for the settling that followed');
     // Updated to "goodbye": a new generation, the EnvoyFilters carry the new value.
     api.put({ ...fd, spec: { ...fd.spec, filter: { ...fd.spec.filter, config: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: 'goodbye' } } } });
     await until('the EnvoyFilters to say goodbye', () => api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo').every((f) => envoyFilterValue(f) === 'goodbye') && fdStatus()?.observedGeneration === 2);
+    await until('an Event for the new generation', () => events().length === 2);
+    assert.deepEqual(events(), ['Normal Applied', 'Normal Applied']);
 
     // Deleted: the finalizer holds it until the workloads are restored, then it goes with what it owned.
     api.remove(FD, 'FilterDeployment', 'bookinfo', 'bookinfo-custom-filter');
@@ -187,6 +191,8 @@ describe('FilterDeployment operator', () => {
     });
     assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800], 'exponential backoff');
     assert.equal(api.list('networking.istio.io/v1alpha3', 'EnvoyFilter', 'bookinfo').length, 0, 'nothing half-made');
+    const warnings = api.list('v1', 'Event', 'bookinfo').filter((e) => e.involvedObject?.name === 'far-image').map((e) => `${e.type} ${e.reason}`);
+    assert.deepEqual(warnings, ['Warning RegistryUnreachable'], 'one Warning, not one per retry');
 
     // The registry comes up on that port: the next retry deploys.
     const forward = net.createServer((socket) => socket.pipe(net.connect(Number(registry.host.split(':')[1]), '127.0.0.1')).pipe(socket));

@@ -145,6 +145,31 @@ export class FilterDeploymentReconciler {
     return { writes, requeueAfterMs: settling ? this.options.settleMs : this.options.resyncMs };
   }
 
+  /** Best effort: an Event that cannot be written does not fail the reconcile. */
+  private async event(fd: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const { name, namespace, uid } = fd.metadata!;
+    const now = new Date();
+    await this.cluster
+      .call({ verb: 'create', resource: 'events', namespace: namespace! }, () =>
+        this.cluster.core.createNamespacedEvent({
+          namespace: namespace!,
+          body: {
+            metadata: { name: `${name}.${now.getTime().toString(16)}`, namespace: namespace! },
+            involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, name: name!, namespace: namespace!, uid: uid! },
+            type,
+            reason,
+            message: message.slice(0, 1024),
+            source: { component: 'wasm-filter-operator' },
+            reportingComponent: 'wasm-filter-operator',
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
+          },
+        }),
+      )
+      .catch((err) => this.options.log('warn', 'could not record an Event', { filterDeployment: `${namespace}/${name}`, error: describeError(err).split('\n')[0] }));
+  }
+
   private async patchFinalizers(fd: KubeObject, finalizers: string[]): Promise<KubeObject> {
     const { name, namespace, resourceVersion } = fd.metadata!;
     return (await this.cluster.call({ verb: 'patch', resource: PLURAL, namespace: namespace!, name: name! }, () =>
@@ -188,6 +213,13 @@ export class FilterDeploymentReconciler {
     }
     const status: FilterDeploymentStatus = { ...(generation ? { observedGeneration: generation } : {}), reason, workloads, conditions };
     if (JSON.stringify(normalize(old)) === JSON.stringify(normalize(status))) return 0;
+    // A change of readiness is also an Event on the FilterDeployment (kubectl describe shows it); a retry that
+    // fails the same way again is not.
+    const wasReady = old.conditions?.find((c) => c.type === 'Ready');
+    const ready = conditions.find((c) => c.type === 'Ready')!;
+    if (!wasReady || wasReady.status !== ready.status || wasReady.reason !== ready.reason || (ready.status === 'True' && old.observedGeneration !== generation)) {
+      await this.event(fd, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
+    }
     // A merge patch: workloads that went, and reasons that no longer apply, are sent as null.
     const patchWorkloads: Record<string, unknown> = Object.fromEntries(Object.entries(workloads).map(([w, v]) => [w, { state: v.state, reason: v.reason ?? null }]));
     for (const w of Object.keys(old.workloads ?? {})) if (!(w in workloads)) patchWorkloads[w] = null;
