@@ -11,7 +11,7 @@ import { Cluster } from '../src/core/deploy/cluster';
 import { deployFilter } from '../src/core/deploy/deploy';
 import { filterDeploymentCrd } from '../src/core/operator/filterDeployment';
 import { FilterDeploymentOperator } from '../src/core/operator/operator';
-import { CLI, runCli, tempDir } from '../test/helpers/env';
+import { CLI, runCli, tempDir, until } from '../test/helpers/env';
 import { KubeApiDouble, seedBookinfo, type KubeObject } from '../test/helpers/kubeApi';
 import { freePort, startRegistry } from '../test/helpers/registry';
 import { filterWat, wat } from '../test/helpers/wasm';
@@ -45,14 +45,6 @@ async function seeded(n: number, image: string): Promise<KubeApiDouble> {
 
 const readyCount = (api: KubeApiDouble) => api.list(FD, 'FilterDeployment', 'bench').filter((f) => f.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True')).length;
 
-async function until(f: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A direct deploy of one filter (what the CLI does), for the baseline. */
 async function baseline(image: string, registryDigest: string): Promise<{ ms: number; requests: number }> {
   const api = await seeded(1, image);
@@ -83,7 +75,7 @@ async function operatorRun(n: number, image: string) {
     const mark = api.requests.length;
     const t = process.hrtime.bigint();
     await op.start();
-    await until(() => readyCount(api) === n, 600_000);
+    await until('every FilterDeployment Ready', () => readyCount(api) === n, 600_000, 5);
     const allMs = Number(process.hrtime.bigint() - t) / 1e6;
     const requests = api.requests.length - mark;
     const writes = api.writesSince(mark).filter((r) => !r.path.includes('/leases')).length;
@@ -93,7 +85,7 @@ async function operatorRun(n: number, image: string) {
     const m2 = api.requests.length;
     const t2 = process.hrtime.bigint();
     api.put({ ...fd, spec: { ...fd.spec, filter: { ...fd.spec.filter, config: 'changed' } } });
-    await until(() => api.get('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bench', 'f0.bench')?.spec.pluginConfig?.value === 'changed', 60_000);
+    await until('the changed WasmPlugin', () => api.get('extensions.istio.io/v1alpha1', 'WasmPlugin', 'bench', 'f0.bench')?.spec.pluginConfig?.value === 'changed', 60_000, 5);
     const changeMs = Number(process.hrtime.bigint() - t2) / 1e6;
     await new Promise((r) => setTimeout(r, 300));
     return { allMs, requests, writes, changeMs, changeRequests: api.requests.length - m2, lookups: op.images.lookups };
@@ -110,7 +102,7 @@ async function operatorMemory(n: number, image: string): Promise<{ rss: number; 
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, 'operator', '--kubeconfig', kubeconfig, '--lease-namespace', 'wasm-filter-system', '--listen', `127.0.0.1:${port}`, '--settle', '1h', '--resync', '1h'], { stdio: process.env.BENCH_DEBUG ? 'inherit' : 'ignore', env: { ...process.env, WASM_FILTER_HOME: tempDir() } });
   try {
-    await until(() => readyCount(api) === n && api.requests.length > 0, 600_000);
+    await until('every FilterDeployment Ready', () => readyCount(api) === n && api.requests.length > 0, 600_000, 5);
     await new Promise((r) => setTimeout(r, 2000));
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);

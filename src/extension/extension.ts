@@ -310,26 +310,8 @@ export function activate(context: vscode.ExtensionContext): WasmFilterStudioApi 
     },
     runFilterTests: async (file) => (await filterTests.runFile(vscode.Uri.file(file))).map((r) => ({ name: r.name, ok: r.ok, failures: r.failures, line: r.line })),
     deployOnSaveState: () => deployOnSave.state,
-    deploymentRows: async (labels: string[] = []) => {
-      const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
-      let rows = await deploymentsTree.getChildren();
-      for (const label of labels) {
-        const parent = rows.find((r) => labelOf(r) === label);
-        if (!parent) return [];
-        rows = await deploymentsTree.getChildren(parent);
-      }
-      return rows.map((i) => ({ label: labelOf(i), description: String(i.description ?? '') }));
-    },
-    registryRows: async (labels: string[] = []) => {
-      const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
-      let rows = await registriesTree.getChildren();
-      for (const label of labels) {
-        const parent = rows.find((r) => labelOf(r) === label);
-        if (!parent) return [];
-        rows = await registriesTree.getChildren(parent);
-      }
-      return rows.map((i) => ({ label: labelOf(i), description: String(i.description ?? '') }));
-    },
+    deploymentRows: (labels: string[] = []) => treeRows(deploymentsTree, labels),
+    registryRows: (labels: string[] = []) => treeRows(registriesTree, labels),
   };
 }
 
@@ -383,4 +365,16 @@ function registerBuildOnSave(build: (dir: string) => Promise<BuildOutcome>, log:
 
 export function deactivate(): void {
   // Everything is disposed through context.subscriptions.
+}
+
+/** The rows of a tree below the path of labels (empty when the path leads nowhere), as the API reports them. */
+async function treeRows(tree: { getChildren(element?: vscode.TreeItem): vscode.ProviderResult<vscode.TreeItem[]> }, labels: string[]): Promise<{ label: string; description: string }[]> {
+  const labelOf = (i: vscode.TreeItem) => String(typeof i.label === 'object' ? i.label.label : (i.label ?? ''));
+  let rows = (await tree.getChildren()) ?? [];
+  for (const label of labels) {
+    const parent = rows.find((r) => labelOf(r) === label);
+    if (!parent) return [];
+    rows = (await tree.getChildren(parent)) ?? [];
+  }
+  return rows.map((i) => ({ label: labelOf(i), description: String(i.description ?? '') }));
 }

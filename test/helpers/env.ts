@@ -38,6 +38,17 @@ export function runCli(args: string[], options: { home: string; cwd?: string; en
   });
 }
 
+/** Polls `probe` until it gives a value (not undefined or false); the message may be built at the timeout. */
+export async function until<T>(what: string | (() => string), probe: () => T | undefined | false, ms = 15_000, everyMs = 20): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Every file below a folder with its content, to prove that a failed command changed nothing. */
 export async function snapshotTree(dir: string): Promise<Map<string, string>> {
   const result = new Map<string, string>();

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { loadK8s } from '../../src/core/deploy/cluster';
-import { tempDir } from '../helpers/env';
+import { tempDir, until } from '../helpers/env';
 import { KubeApiDouble, seedBookinfo } from '../helpers/kubeApi';
 
 /**
@@ -26,16 +26,6 @@ describe('Kubernetes API double, through the real client', () => {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     return { k8s, kc, core: kc.makeApiClient(k8s.CoreV1Api) };
-  }
-
-  async function until<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = f();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
   }
 
   it('an informer lists, then sees adds, changes and deletes; resumes after a dropped stream; re-lists after 410', async () => {

@@ -10,23 +10,13 @@ import * as yaml from 'js-yaml';
 import { Cluster } from '../../src/core';
 import { filterDeploymentCrd } from '../../src/core/operator/filterDeployment';
 import { FilterDeploymentOperator, type OperatorOptions } from '../../src/core/operator/operator';
-import { CLI, REPO_ROOT, runCli, tempDir } from '../helpers/env';
+import { CLI, REPO_ROOT, runCli, tempDir, until } from '../helpers/env';
 import { freePort, startRegistry, type StartedRegistry } from '../helpers/registry';
 import { KubeApiDouble, seedBookinfo, type KubeObject } from '../helpers/kubeApi';
 import { filterWat, wat } from '../helpers/wasm';
 
 const WORKLOADS = ['details-v1', 'productpage-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'];
 const FD = 'wasme.io/v1';
-
-async function until<T>(what: string | (() => string), f: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The wasme tutorial's FilterDeployment, its config a typed StringValue. */
 function tutorialFd(image: string, extra: { name?: string; config?: unknown; istio?: object; filter?: object } = {}): KubeObject {

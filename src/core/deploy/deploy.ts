@@ -526,6 +526,7 @@ export async function listDeployments(cluster: Cluster, options: { namespace?: s
         const entry = found.get(key) ?? { id, namespace: o.metadata!.namespace!, mode, image: '', digest: '', workloads: [], objects: [] };
         const status = o.status ?? {};
         const conditions = (status.conditions ?? []) as NonNullable<DeployedFilter['status']>['conditions'];
+        const ready = conditions.find((c) => c.type === 'Ready')?.status as 'True' | 'False' | 'Unknown' | undefined;
         // What the operator made for it belongs to it: the entry is the FilterDeployment's.
         found.set(key, {
           ...entry,
@@ -534,7 +535,7 @@ export async function listDeployments(cluster: Cluster, options: { namespace?: s
           workloads: status.workloads ? Object.keys(status.workloads).sort() : entry.workloads,
           objects: [`FilterDeployment/${o.metadata!.name}`, ...entry.objects],
           status: {
-            ...(conditions.find((c) => c.type === 'Ready') ? { ready: conditions.find((c) => c.type === 'Ready')!.status as 'True' } : {}),
+            ...(ready ? { ready } : {}),
             ...(status.reason ? { reason: String(status.reason) } : {}),
             workloadStates: status.workloads ?? {},
             conditions,

@@ -125,12 +125,8 @@ export class DockerConfigCredentials implements CredentialSource {
     if (!config) return undefined;
     const helper = Object.entries(config.credHelpers ?? {}).find(([k]) => keyMatches(k, registry))?.[1];
     if (helper) return runCredentialHelper(helper, registry, this.env);
-    for (const [key, entry] of Object.entries(config.auths ?? {})) {
-      if (keyMatches(key, registry)) {
-        const found = fromAuthEntry(entry);
-        if (found) return found;
-      }
-    }
+    const fromAuths = await new DockerAuthsCredentials(config, this.description).get(registry);
+    if (fromAuths) return fromAuths;
     if (config.credsStore) return runCredentialHelper(config.credsStore, registry, this.env);
     return undefined;
   }
